@@ -1,0 +1,45 @@
+# Two commands for a fresh machine: `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP_RUN  := $(VENV)/.installed-run
+STAMP_DEV  := $(VENV)/.installed-dev
+
+.PHONY: run test lint policy-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP_RUN): pyproject.toml requirements/engine.lock | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/engine.lock
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(STAMP_DEV): pyproject.toml requirements/engine.lock | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/engine.lock
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP_RUN)
+
+## run: judge the bundled examples with the embedded defaults (the service arrives with `tribunal serve`)
+run: $(STAMP_RUN)
+	$(BIN)/tribunal judge --format table examples/
+
+## test: lint, type-check, layer check, Rego policy tests and the whole pytest suite
+test: $(STAMP_DEV) lint policy-test
+	$(BIN)/pytest -q
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+policy-test: $(STAMP_RUN)
+	$(BIN)/tribunal policy test policies
+
+bench: $(STAMP_DEV)
+	$(BIN)/python bench/bench_engine.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,63 @@
+# METADATA
+# title: Verdict aggregation
+# description: |
+#   Gathers the violations of every policy package `tribunal.<kind>.<policy_id>` for one piece of
+#   evidence, names the policy of each, and marks the ones an exception in
+#   `data.tribunal.exceptions` covers. One rule per evidence kind: rego-cpp cannot iterate
+#   `data.tribunal[input.kind]`, so each kind is spelt out.
+package tribunal.lib.judge
+
+import rego.v1
+
+admission contains decorate(pid, v) if {
+	some pid, p in data.tribunal.admission
+	some v in p.violations
+}
+
+falco contains decorate(pid, v) if {
+	some pid, p in data.tribunal.falco
+	some v in p.violations
+}
+
+trivy contains decorate(pid, v) if {
+	some pid, p in data.tribunal.trivy
+	some v in p.violations
+}
+
+decorate(pid, v) := object.union(v, {"policy": pid, "exception": reason}) if {
+	reason := exception_reason(pid, v)
+} else := object.union(v, {"policy": pid, "exception": null})
+
+default exceptions := []
+
+# Read by path, not through object.get(data, ...): rego-cpp sees that as recursion into this rule.
+exceptions := data.tribunal.exceptions
+
+# An exception applies when its policy matches (id, "*" or "prefix*") and every scope it names
+# (namespaces, images) matches the evidence.
+exception_reason(pid, v) := reason if {
+	some ex in exceptions
+	matches(object.get(ex, "policy", "*"), pid)
+	scope_matches(object.get(ex, "namespaces", null), object.get(input, ["subject", "namespace"], ""))
+	scope_matches(object.get(ex, "images", null), violation_image(v))
+	reason := object.get(ex, "reason", "exception")
+}
+
+violation_image(v) := v.details.image if {
+	is_string(v.details.image)
+} else := object.get(input, ["subject", "image"], "")
+
+scope_matches(patterns, _) if not is_array(patterns)
+
+scope_matches(patterns, value) if {
+	is_array(patterns)
+	some pattern in patterns
+	matches(pattern, value)
+}
+
+matches(pattern, value) if pattern == value
+
+matches(pattern, value) if {
+	endswith(pattern, "*")
+	startswith(value, trim_suffix(pattern, "*"))
+}

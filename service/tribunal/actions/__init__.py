@@ -1,0 +1,1 @@
+"""Acting on verdicts (block, annotate, alert): arrives with the actions issue."""

@@ -1,0 +1,19 @@
+"""Composition root: builds Tribunal's parts from Settings. The only module that wires layers together."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tribunal.policy import PolicyRuntime
+from tribunal.settings import Settings
+
+
+def build_policy_runtime(settings: Settings, extra_data: Iterable[Path] = ()) -> PolicyRuntime:
+    """The policies of ``settings.policy_dir`` compiled on ``settings.engine``, with the enforcement
+    overrides of ``settings.rules_dir``."""
+    if settings.engine == "opa":
+        raise NotImplementedError("engine 'opa' arrives with the OPA backend; use regorus or regopy")
+    return PolicyRuntime(
+        settings.policy_dir, engine=settings.engine, rules_dir=settings.rules_dir, extra_data=extra_data
+    )

@@ -1,0 +1,149 @@
+"""The ``tribunal`` command: ``judge`` evidence files and ``policy test`` the Rego library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from tribunal import __version__
+from tribunal.app import build_policy_runtime
+from tribunal.model import Decision, EvidenceError, EvidenceKind, Verdict
+from tribunal.policy import PolicyError, run_policy_tests
+from tribunal.settings import Settings
+from tribunal.sources import expand_paths, read_evidence
+
+EXIT_OK, EXIT_ERROR, EXIT_VERDICT = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        code: int = args.handler(args)
+    except PolicyError as exc:
+        print(f"tribunal: policy error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:
+        return EXIT_OK
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tribunal", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"tribunal {__version__}")
+    parser.add_argument("--config", type=Path, help="YAML settings file (TRIBUNAL_* variables override it)")
+    commands = parser.add_subparsers(metavar="COMMAND")
+
+    judge = commands.add_parser(
+        "judge",
+        help="judge evidence files and print one verdict per line",
+        description="Judge AdmissionReviews, Falco alerts and Trivy reports (JSON, JSON Lines, YAML; - "
+        "for stdin; directories are searched). Exit 0, 2 when a verdict reaches --fail-on, 1 when "
+        "any document could not be judged (the others still are).",
+    )
+    judge.add_argument("files", nargs="+", metavar="FILE", help="evidence file, directory, or -")
+    judge.add_argument("--policies", type=Path, help="policy directory [TRIBUNAL_POLICY_DIR or policies]")
+    judge.add_argument("--rules", type=Path, help="rules directory [TRIBUNAL_RULES_DIR or rules]")
+    judge.add_argument("--data", type=Path, action="append", default=[], help="extra data file (JSON/YAML)")
+    judge.add_argument("--kind", choices=[k.value for k in EvidenceKind], help="expect this kind")
+    judge.add_argument("--engine", choices=["regorus", "regopy"], help="Rego backend [regorus]")
+    judge.add_argument("--fail-on", choices=["deny", "warn"], help="exit 2 when a verdict reaches this")
+    judge.add_argument("--format", choices=["json", "table"], default="json", help="output [json]")
+    judge.set_defaults(handler=_judge)
+
+    policy = commands.add_parser("policy", help="work with the Rego policy library")
+    policy_commands = policy.add_subparsers(metavar="COMMAND")
+    test = policy_commands.add_parser(
+        "test",
+        help="run the test_* rules of every *_test.rego, as `opa test` does",
+        description="Exit 1 when any test fails or errors.",
+    )
+    test.add_argument("directory", nargs="?", type=Path, help="policy directory [policies]")
+    test.add_argument("--data", type=Path, action="append", default=[], help="extra data file")
+    test.add_argument("--run", metavar="REGEX", help="only tests whose data path matches")
+    test.add_argument("-v", "--verbose", action="store_true", help="list every test, not only failures")
+    test.set_defaults(handler=_policy_test)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    return Settings.load(args.config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _judge(args: argparse.Namespace) -> int:
+    settings = _settings(args, policy_dir=args.policies, rules_dir=args.rules, engine=args.engine)
+    judge = build_policy_runtime(settings, args.data).judge
+    kind = EvidenceKind(args.kind) if args.kind else None
+    fail_on = Decision(args.fail_on) if args.fail_on else None
+    out = sys.stdout
+    table = _Table(out) if args.format == "table" else None
+    errors = reached = 0
+    for path in expand_paths(args.files):
+        for item in read_evidence(path, kind, settings.max_document_bytes):
+            if isinstance(item, EvidenceError):
+                errors += 1
+                print(f"tribunal: error: {item}", file=sys.stderr)
+                continue
+            try:
+                verdict = judge.judge(item)
+            except PolicyError as exc:
+                errors += 1
+                print(f"tribunal: error: {exc}", file=sys.stderr)
+                continue
+            if fail_on is not None and verdict.decision.rank >= fail_on.rank:
+                reached += 1
+            if table is not None:
+                table.add(item.source, verdict)
+            else:
+                out.write(verdict.model_dump_json() + "\n")
+    if table is not None:
+        table.close(errors)
+    if errors:
+        return EXIT_ERROR
+    return EXIT_VERDICT if reached else EXIT_OK
+
+
+class _Table:
+    """``--format table``: one row per verdict, its violations indented below, and a summary."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.counts = {d: 0 for d in Decision}
+        out.write(f"{'DECISION':<9} {'KIND':<10} {'SUBJECT':<44} SOURCE\n")
+
+    def add(self, source: str, verdict: Verdict) -> None:
+        self.counts[verdict.decision] += 1
+        subject = verdict.subject.key()
+        self.out.write(f"{verdict.decision.value:<9} {verdict.kind.value:<10} {subject[:44]:<44} {source}\n")
+        for v in verdict.violations:
+            state = f"excepted: {v.exception}" if v.exception else v.enforcement.value
+            self.out.write(f"{'':<9} - [{v.severity.value}/{state}] {v.policy}: {v.msg}\n")
+
+    def close(self, errors: int) -> None:
+        total = sum(self.counts.values())
+        parts = ", ".join(f"{n} {d.value}" for d, n in self.counts.items())
+        self.out.write(f"\n{total} judged: {parts}; {errors} could not be judged\n")
+
+
+def _policy_test(args: argparse.Namespace) -> int:
+    directory = args.directory or _settings(args).policy_dir
+    report = run_policy_tests(directory, args.data, args.run)
+    for result in report.results:
+        if not result.passed:
+            print(f"FAIL {result.name} ({result.location})")
+            if result.error:
+                print(f"  {result.error}".replace("\n", "\n  "))
+        elif args.verbose:
+            print(f"PASS {result.name} ({result.duration_ms:.2f} ms)")
+    print(f"{report.passed} passed, {report.failed} failed")
+    return EXIT_ERROR if report.failed else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

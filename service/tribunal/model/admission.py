@@ -1,0 +1,138 @@
+"""AdmissionReview (``admission.k8s.io/v1``, ``v1beta1`` accepted) with typed access to pod specs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from tribunal.model.common import JSONObject, K8sModel
+
+ADMISSION_API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+
+# Where the pod spec sits in each workload kind that carries one.
+POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+
+class GroupVersionKind(K8sModel):
+    group: str = ""
+    version: str = Field(min_length=1, max_length=253)
+    kind: str = Field(min_length=1, max_length=253)
+
+
+class GroupVersionResource(K8sModel):
+    group: str = ""
+    version: str = ""
+    resource: str = ""
+
+
+class UserInfo(K8sModel):
+    username: str = Field("", max_length=4096)
+    uid: str = ""
+    groups: list[str] = Field(default_factory=list)
+    extra: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class AdmissionRequest(K8sModel):
+    uid: str = Field(min_length=1, max_length=128)
+    kind: GroupVersionKind
+    resource: GroupVersionResource | None = None
+    sub_resource: str = ""
+    request_kind: GroupVersionKind | None = None
+    name: str = Field("", max_length=253)
+    namespace: str = Field("", max_length=253)
+    operation: Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+    user_info: UserInfo = Field(default_factory=UserInfo)
+    object: JSONObject | None = None
+    old_object: JSONObject | None = None
+    dry_run: bool = False
+    options: JSONObject | None = None
+
+
+class Status(K8sModel):
+    code: int | None = None
+    message: str = ""
+    reason: str = ""
+
+
+class AdmissionResponse(K8sModel):
+    uid: str
+    allowed: bool
+    status: Status | None = None
+    warnings: list[str] | None = None
+    audit_annotations: dict[str, str] | None = None
+
+
+class Container(K8sModel):
+    """One container of a pod spec; only what Tribunal reads is typed."""
+
+    name: str = ""
+    image: str = ""
+    security_context: JSONObject | None = None
+    resources: JSONObject | None = None
+
+
+class PodSpec(K8sModel):
+    containers: list[Container] = Field(default_factory=list)
+    init_containers: list[Container] = Field(default_factory=list)
+    ephemeral_containers: list[Container] = Field(default_factory=list)
+    volumes: list[JSONObject] = Field(default_factory=list)
+    security_context: JSONObject | None = None
+    host_network: bool = False
+    host_pid: bool = Field(False, alias="hostPID")
+    host_ipc: bool = Field(False, alias="hostIPC")
+
+    def all_containers(self) -> list[Container]:
+        return [*self.containers, *self.init_containers, *self.ephemeral_containers]
+
+
+class AdmissionReview(K8sModel):
+    """The review the API server sends; ``response`` is set on the way back."""
+
+    api_version: Literal["admission.k8s.io/v1", "admission.k8s.io/v1beta1"]
+    kind: Literal["AdmissionReview"]
+    request: AdmissionRequest | None = None
+    response: AdmissionResponse | None = None
+
+    @property
+    def object_kind(self) -> str:
+        return self.request.kind.kind if self.request else ""
+
+    def pod_specs(self) -> list[tuple[str, PodSpec]]:
+        """Every pod spec the admitted object carries, with its dotted path (empty for non-workloads)."""
+        if self.request is None or not isinstance(self.request.object, dict):
+            return []
+        return pod_specs_of(self.request.object)
+
+    def images(self) -> list[str]:
+        return [c.image for _, spec in self.pod_specs() for c in spec.all_containers() if c.image]
+
+    def respond(self, response: AdmissionResponse) -> dict[str, Any]:
+        """The answer to this review: same apiVersion and kind, ``response.uid`` = ``request.uid``."""
+        return {
+            "apiVersion": self.api_version,
+            "kind": "AdmissionReview",
+            "response": response.model_dump(by_alias=True, exclude_none=True),
+        }
+
+
+def pod_specs_of(obj: JSONObject) -> list[tuple[str, PodSpec]]:
+    """The pod spec of a Pod or of a workload's pod template, typed."""
+    path = POD_SPEC_PATHS.get(str(obj.get("kind", "")))
+    if path is None:
+        return []
+    node: Any = obj
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
+        return []
+    return [(".".join(path), PodSpec.model_validate(node))]

@@ -1,0 +1,167 @@
+"""Trivy reports: ``trivy image|fs|repo|config --format json`` (SchemaVersion 2), ``trivy k8s`` cluster
+reports, and the Trivy Operator's report resources (VulnerabilityReport, ConfigAuditReport, …)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel, to_pascal
+
+from tribunal.model.common import JSONObject, Severity
+
+OPERATOR_API_GROUP = "aquasecurity.github.io"
+
+
+def trivy_severity(value: str | None) -> Severity:
+    """Trivy's UNKNOWN/LOW/MEDIUM/HIGH/CRITICAL on Tribunal's scale (UNKNOWN and missing → info)."""
+    try:
+        return Severity((value or "").lower())
+    except ValueError:
+        return Severity.INFO
+
+
+class _Pascal(BaseModel):
+    model_config = ConfigDict(alias_generator=to_pascal, populate_by_name=True, extra="allow")
+
+
+def _none_to_list(value: object) -> object:
+    return [] if value is None else value
+
+
+class TrivyVulnerability(_Pascal):
+    vulnerability_id: str = Field(alias="VulnerabilityID", max_length=256)
+    pkg_name: str = ""
+    pkg_id: str | None = Field(None, alias="PkgID")
+    installed_version: str = ""
+    fixed_version: str = ""
+    severity: str = "UNKNOWN"
+    title: str = ""
+
+
+class TrivyMisconfiguration(_Pascal):
+    id: str = Field("", alias="ID")
+    avd_id: str = Field("", alias="AVDID")
+    title: str = ""
+    severity: str = "UNKNOWN"
+    status: str = ""
+    message: str = ""
+
+
+class TrivySecret(_Pascal):
+    rule_id: str = Field("", alias="RuleID")
+    category: str = ""
+    severity: str = "UNKNOWN"
+    title: str = ""
+    start_line: int | None = None
+
+
+class TrivyResult(_Pascal):
+    target: str = ""
+    class_: str | None = Field(None, alias="Class")
+    type: str | None = None
+    vulnerabilities: list[TrivyVulnerability] = Field(default_factory=list)
+    misconfigurations: list[TrivyMisconfiguration] = Field(default_factory=list)
+    secrets: list[TrivySecret] = Field(default_factory=list)
+
+    _lists = field_validator("vulnerabilities", "misconfigurations", "secrets", mode="before")(_none_to_list)
+
+
+class TrivyReport(_Pascal):
+    """``trivy image|fs|repo|config|vm --format json``."""
+
+    schema_version: Literal[2]
+    artifact_name: str = Field(max_length=4096)
+    artifact_type: str | None = None
+    metadata: JSONObject = Field(default_factory=dict)
+    results: list[TrivyResult] = Field(default_factory=list)
+
+    _lists = field_validator("results", mode="before")(_none_to_list)
+
+    @property
+    def image_digest(self) -> str | None:
+        digests = self.metadata.get("RepoDigests") or []
+        if digests and isinstance(digests[0], str) and "@" in digests[0]:
+            return digests[0].split("@", 1)[1]
+        return None
+
+
+class TrivyK8sResource(_Pascal):
+    namespace: str = ""
+    kind: str = ""
+    name: str = ""
+    results: list[TrivyResult] = Field(default_factory=list)
+
+    _lists = field_validator("results", mode="before")(_none_to_list)
+
+
+class TrivyK8sReport(_Pascal):
+    """``trivy k8s --format json``: per-resource results (``Resources``) or the older split layout
+    (``Vulnerabilities`` / ``Misconfigurations`` lists of resources)."""
+
+    cluster_name: str = Field(max_length=253)
+    resources: list[TrivyK8sResource] = Field(default_factory=list)
+    vulnerabilities: list[TrivyK8sResource] = Field(default_factory=list)
+    misconfigurations: list[TrivyK8sResource] = Field(default_factory=list)
+
+    _lists = field_validator("resources", "vulnerabilities", "misconfigurations", mode="before")(
+        _none_to_list
+    )
+
+    def all_resources(self) -> list[TrivyK8sResource]:
+        return [*self.resources, *self.vulnerabilities, *self.misconfigurations]
+
+
+class ObjectMeta(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    name: str = Field("", max_length=253)
+    namespace: str = Field("", max_length=253)
+    uid: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels", "annotations", mode="before")
+    @classmethod
+    def _null_map(cls, value: object) -> object:
+        return {} if value is None else value
+
+
+class TrivyOperatorReport(BaseModel):
+    """A Trivy Operator resource (``aquasecurity.github.io/*``): VulnerabilityReport, ConfigAuditReport,
+    ExposedSecretReport, RbacAssessmentReport, SbomReport, ClusterComplianceReport and their cluster forms.
+    ``report`` (or ``status`` for compliance reports) stays a mapping; accessors type what policies use."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    api_version: str = Field(pattern=rf"^{OPERATOR_API_GROUP}/")
+    kind: str = Field(min_length=1, max_length=128)
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    report: JSONObject | None = None
+    spec: JSONObject | None = None
+    status: JSONObject | None = None
+
+    @property
+    def image(self) -> str | None:
+        artifact = (self.report or {}).get("artifact") or {}
+        repository = artifact.get("repository")
+        if not repository:
+            return None
+        registry = ((self.report or {}).get("registry") or {}).get("server")
+        name = f"{registry}/{repository}" if registry else str(repository)
+        tag = artifact.get("tag")
+        return f"{name}:{tag}" if tag else name
+
+    @property
+    def image_digest(self) -> str | None:
+        digest = ((self.report or {}).get("artifact") or {}).get("digest")
+        return str(digest) if digest else None
+
+    def label(self, suffix: str) -> str | None:
+        """A ``trivy-operator.*`` label such as ``resource.kind`` or ``container.name``."""
+        return self.metadata.labels.get(f"trivy-operator.{suffix}")
+
+    def items(self, key: str) -> list[dict[str, Any]]:
+        """``report.<key>`` as a list of mappings (vulnerabilities, checks, secrets), empty when absent."""
+        value = (self.report or {}).get(key)
+        return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

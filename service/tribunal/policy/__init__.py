@@ -1,0 +1,28 @@
+"""Policies: loading, the engine protocol and its backends, judging, hot reload and policy tests."""
+
+from tribunal.policy.enforcement import EnforcementConfig, load_enforcement
+from tribunal.policy.engine import PolicyEngine, create_engine, engine_names
+from tribunal.policy.errors import PolicyError, PolicyEvaluationError, PolicyLoadError
+from tribunal.policy.judge import Judge
+from tribunal.policy.loader import PolicyInfo, PolicySet, load_policy_set
+from tribunal.policy.runtime import PolicyRuntime
+from tribunal.policy.testing import TestReport, TestResult, run_policy_tests
+
+__all__ = [
+    "EnforcementConfig",
+    "Judge",
+    "PolicyEngine",
+    "PolicyError",
+    "PolicyEvaluationError",
+    "PolicyInfo",
+    "PolicyLoadError",
+    "PolicyRuntime",
+    "PolicySet",
+    "TestReport",
+    "TestResult",
+    "create_engine",
+    "engine_names",
+    "load_enforcement",
+    "load_policy_set",
+    "run_policy_tests",
+]

@@ -1,0 +1,59 @@
+"""The PolicyEngine protocol and the registry of backends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from tribunal.policy.loader import JUDGE_PACKAGE, PolicySet
+
+
+class PolicyEngine(Protocol):
+    """Evaluates one revision of the policies. ``evaluate`` returns the raw violations that
+    ``data.tribunal.lib.judge.<kind>`` gathers for one input (each with ``policy`` and ``exception``)."""
+
+    name: str
+    revision: str
+
+    def evaluate(self, kind: str, input_json: bytes) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+def judge_query(kind: str) -> str:
+    return f"data.{JUDGE_PACKAGE}.{kind}"
+
+
+EngineFactory = Callable[[PolicySet], PolicyEngine]
+
+
+def engine_names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def create_engine(name: str, policy_set: PolicySet) -> PolicyEngine:
+    """A compiled engine of backend ``name`` for ``policy_set``; raises PolicyLoadError on bad Rego."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown policy engine {name!r}; choose one of {', '.join(_REGISTRY)}") from None
+    return factory(policy_set)
+
+
+def _regorus(policy_set: PolicySet) -> PolicyEngine:
+    from tribunal.policy.regorus_engine import RegorusEngine
+
+    return RegorusEngine(policy_set)
+
+
+def _regopy(policy_set: PolicySet) -> PolicyEngine:
+    from tribunal.policy.regopy_engine import RegopyEngine
+
+    return RegopyEngine(policy_set)
+
+
+# One line per backend.
+_REGISTRY: dict[str, EngineFactory] = {
+    "regorus": _regorus,
+    "regopy": _regopy,
+}

@@ -1,0 +1,70 @@
+"""The default backend: Microsoft's regorus (Rust), through the ``celine-regorus`` wheel.
+
+A regorus ``Engine`` is bound to the thread that made it (using it from another thread panics) and
+holds the GIL while it evaluates, so each thread gets its own engine, built on first use; a second core
+only helps through a second process."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import orjson
+import regorus
+
+from tribunal.policy.engine import judge_query
+from tribunal.policy.errors import PolicyEvaluationError, PolicyLoadError, engine_message
+from tribunal.policy.loader import PolicySet
+
+
+class RegorusEngine:
+    name = "regorus"
+
+    # Per thread, the engine of the revision that thread used last. Kept per thread, not per instance,
+    # so an engine is only ever dropped by its own thread (dropping it elsewhere is an error in regorus).
+    _per_thread = threading.local()
+
+    def __init__(self, policy_set: PolicySet) -> None:
+        self.revision = policy_set.revision
+        self._policy_set = policy_set
+        self._data_json = orjson.dumps(policy_set.data).decode()
+        self._engine()  # compile now, in the caller's thread, so bad Rego fails the load
+
+    def _engine(self) -> Any:
+        cached = getattr(self._per_thread, "cached", None)
+        if cached is not None and cached[0] == self.revision:
+            return cached[1]
+        self._per_thread.cached = None  # drop the old revision's engine here, in its own thread
+        engine = build_engine(self._policy_set, self._data_json)
+        self._per_thread.cached = (self.revision, engine)
+        return engine
+
+    def evaluate(self, kind: str, input_json: bytes) -> list[dict[str, Any]]:
+        engine = self._engine()
+        try:
+            engine.set_input_json(input_json.decode())
+            result = engine.eval_rule_as_json(judge_query(kind))
+        except RuntimeError as exc:
+            raise PolicyEvaluationError(engine_message(exc)) from None
+        violations = orjson.loads(result)
+        return violations if isinstance(violations, list) else []
+
+    def close(self) -> None:
+        cached = getattr(self._per_thread, "cached", None)
+        if cached is not None and cached[0] == self.revision:
+            self._per_thread.cached = None
+
+
+def build_engine(policy_set: PolicySet, data_json: str | None = None) -> Any:
+    """A regorus Engine with every module and the data of ``policy_set``; errors name file and line."""
+    engine = regorus.Engine()
+    for module in policy_set.modules:
+        try:
+            engine.add_policy(module.path, module.source)
+        except RuntimeError as exc:
+            raise PolicyLoadError(engine_message(exc)) from None
+    try:
+        engine.add_data_json(data_json if data_json is not None else orjson.dumps(policy_set.data).decode())
+    except RuntimeError as exc:
+        raise PolicyLoadError(f"policy data: {engine_message(exc)}") from None
+    return engine

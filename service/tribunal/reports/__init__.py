@@ -1,0 +1,1 @@
+"""Compliance reports: arrive with the reports issue."""

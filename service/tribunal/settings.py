@@ -1,0 +1,50 @@
+"""Settings from ``TRIBUNAL_*`` environment variables (and an optional YAML file); flags of the CLI
+use the same names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EngineName = Literal["regorus", "regopy", "opa"]
+
+
+class Settings(BaseSettings):
+    """Every setting has a default that runs on one machine with no other service."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIBUNAL_", extra="ignore")
+
+    host: str = Field("0.0.0.0", description="Address the server listens on.")
+    port: int = Field(8443, ge=0, le=65535, description="Port of the webhook, ingest and read API.")
+    tls_cert_file: Path | None = Field(None, description="PEM certificate; unset serves plain HTTP.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    policy_dir: Path = Field(Path("policies"), description="Rego policies and their data files.")
+    rules_dir: Path = Field(Path("rules"), description="enforcement.yaml, response/, frameworks/.")
+    engine: EngineName = Field("regorus", description="Rego backend: regorus, regopy or opa.")
+    opa_url: str | None = Field(None, description="OPA server URL, for engine=opa.")
+    kafka_bootstrap_servers: str | None = Field(None, description="Unset: no Kafka consumers.")
+    database_url: str = Field("sqlite+aiosqlite:///tribunal.db", description="Where verdicts are kept.")
+    alertmanager_url: str | None = None
+    ingest_token: str | None = Field(None, description="Bearer token required by /ingest/* when set.")
+    dry_run: bool = Field(False, description="Judge and record, but never deny or act.")
+    policy_reload_interval: float = Field(2.0, gt=0, description="Seconds between policy dir checks.")
+    max_document_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest evidence document read (a big Trivy report is ~20 MB)."
+    )
+
+    @classmethod
+    def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
+        """Defaults < YAML file < environment < explicit overrides (CLI flags)."""
+        from_file: dict[str, Any] = {}
+        if config_file is not None:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{config_file}: settings file must hold a mapping")
+            from_file = loaded
+        env = cls()
+        merged = {**from_file, **env.model_dump(exclude_unset=True), **overrides}
+        return cls.model_validate(merged)

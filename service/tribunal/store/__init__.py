@@ -1,0 +1,1 @@
+"""The record of verdicts: arrives with the store issue."""

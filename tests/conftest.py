@@ -1,0 +1,120 @@
+"""Shared test fixtures: project paths, the ../shared samples (skipped where absent), builders."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+POLICY_DIR = PROJECT / "policies"
+RULES_DIR = PROJECT / "rules"
+SHARED = PROJECT.parent / "shared"
+FIXTURES = SHARED / "fixtures"
+
+
+def shared_fixtures(folder: str, *suffixes: str) -> list[Path]:
+    """Files of ../shared/fixtures/<folder>; empty where ../shared is absent (tests then skip)."""
+    base = FIXTURES / folder
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.suffix in suffixes)
+
+
+needs_shared = pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/fixtures is absent")
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
+    """A policy directory holding the project's judge aggregator plus the given files."""
+
+    def build(files: dict[str, str]) -> Path:
+        root = tmp_path / "policies"
+        (root / "lib").mkdir(parents=True, exist_ok=True)
+        shutil.copy(POLICY_DIR / "lib" / "judge.rego", root / "lib" / "judge.rego")
+        for name, text in files.items():
+            path = root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        return root
+
+    return build
+
+
+def review(
+    obj: dict[str, Any] | None,
+    *,
+    uid: str = "u-1",
+    namespace: str = "default",
+    operation: str = "CREATE",
+    api_version: str = "admission.k8s.io/v1",
+) -> dict[str, Any]:
+    """A small AdmissionReview around ``obj``."""
+    kind = (obj or {}).get("kind", "Pod")
+    return {
+        "apiVersion": api_version,
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": kind},
+            "resource": {"group": "", "version": "v1", "resource": kind.lower() + "s"},
+            "name": (obj or {}).get("metadata", {}).get("name", ""),
+            "namespace": namespace,
+            "operation": operation,
+            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "object": obj,
+        },
+    }
+
+
+def pod(*containers: dict[str, Any], name: str = "web", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": list(containers) or [{"name": "app", "image": "nginx:1.27"}], **spec},
+    }
+
+
+def falco_alert(**overrides: Any) -> dict[str, Any]:
+    alert: dict[str, Any] = {
+        "uuid": "5b6f3c1e-1111-4a4a-9c9c-000000000001",
+        "time": "2024-05-01T10:00:00.123456789Z",
+        "rule": "Terminal shell in container",
+        "priority": "Notice",
+        "output": "A shell was spawned in a container with an attached terminal",
+        "source": "syscall",
+        "tags": ["container", "shell", "mitre_execution"],
+        "hostname": "node-1",
+        "output_fields": {
+            "container.id": "abc123",
+            "container.name": "web",
+            "container.image.repository": "nginx",
+            "container.image.tag": "1.27",
+            "k8s.ns.name": "shop",
+            "k8s.pod.name": "web-7d4",
+            "proc.name": "bash",
+        },
+    }
+    alert.update(overrides)
+    return alert
+
+
+def trivy_report(*vulnerabilities: dict[str, Any], artifact: str = "nginx:1.27") -> dict[str, Any]:
+    return {
+        "SchemaVersion": 2,
+        "ArtifactName": artifact,
+        "ArtifactType": "container_image",
+        "Metadata": {"RepoDigests": [f"nginx@sha256:{'a' * 64}"]},
+        "Results": [
+            {
+                "Target": artifact + " (debian 12)",
+                "Class": "os-pkgs",
+                "Type": "debian",
+                "Vulnerabilities": list(vulnerabilities),
+            }
+        ],
+    }
