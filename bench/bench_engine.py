@@ -1,0 +1,140 @@
+"""Policy evaluation speed per evidence kind, on both embedded engines.
+
+For each kind it judges real samples (../shared/fixtures when present, else examples/) and prints, as a
+Markdown table: median and p99 latency of one evaluation, and evidences/s on one thread; beside them
+the ceiling measured in the same run: the same engine evaluating the same inputs with no policy loaded
+(only the aggregation rule), i.e. the fixed cost of a call. The last table runs regorus in one and in two
+worker processes (regorus holds the GIL, so only processes use the second core).
+
+    python bench/bench_engine.py [--seconds 2] [--engines regorus,regopy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from tribunal.model import Evidence, EvidenceKind
+from tribunal.policy import Judge, create_engine, load_policy_set
+from tribunal.sources import expand_paths, read_evidence
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "fixtures"
+FOLDERS = {"admission": "admission", "falco": "falco", "trivy": "trivy"}
+
+
+def samples(kind: str) -> list[Evidence]:
+    base = SHARED / FOLDERS[kind] if SHARED.is_dir() else ROOT / "examples" / FOLDERS[kind]
+    found = []
+    for path in expand_paths([str(base)]):
+        for item in read_evidence(path, EvidenceKind(kind)):
+            if isinstance(item, Evidence):
+                found.append(item)
+    return found
+
+
+def empty_library() -> Path:
+    root = Path(tempfile.mkdtemp()) / "policies"
+    (root / "lib").mkdir(parents=True)
+    shutil.copy(ROOT / "policies" / "lib" / "judge.rego", root / "lib" / "judge.rego")
+    return root
+
+
+def measure(fn, inputs: list, seconds: float) -> tuple[list[float], int, float]:
+    """Call fn on inputs round-robin for ``seconds``; per-call latencies (ms), calls, elapsed."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+    deadline = started + seconds
+    i = 0
+    while True:
+        t0 = time.perf_counter()
+        fn(inputs[i % len(inputs)])
+        t1 = time.perf_counter()
+        latencies.append((t1 - t0) * 1000)
+        i += 1
+        if t1 >= deadline:
+            break
+    return latencies, i, time.perf_counter() - started
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _worker(args: tuple[str, str, list[bytes], float]) -> int:
+    policy_dir, kind, inputs, seconds = args
+    engine = create_engine("regorus", load_policy_set(policy_dir))
+    _, calls, _ = measure(lambda data: engine.evaluate(kind, data), inputs, seconds)
+    return calls
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--engines", default="regorus,regopy")
+    args = parser.parse_args()
+    policy_set = load_policy_set(ROOT / "policies")
+    ceiling_set = load_policy_set(empty_library())
+    counts: dict[str, int] = {}
+    for info in policy_set.policies.values():
+        counts[info.kind] = counts.get(info.kind, 0) + 1
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.platform()}"
+    )
+    print(
+        f"policies: {counts} (revision {policy_set.revision}); samples: "
+        f"{'../shared/fixtures' if SHARED.is_dir() else 'examples/'}\n"
+    )
+    print(
+        "| kind | engine | samples | median ms | p99 ms | evidences/s | ceiling median ms | ceiling evals/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    per_kind_inputs: dict[str, list[bytes]] = {}
+    for kind in FOLDERS:
+        evidence = samples(kind)
+        if not evidence:
+            continue
+        inputs = [orjson.dumps(e.policy_input()) for e in evidence]
+        per_kind_inputs[kind] = inputs
+        for name in args.engines.split(","):
+            judge = Judge.build(policy_set, name)
+            ceiling = create_engine(name, ceiling_set)
+            for e in evidence:  # warm up, and fail loudly on an error
+                judge.judge(e)
+            lat, calls, elapsed = measure(judge.judge, evidence, args.seconds)
+            c_lat, c_calls, c_elapsed = measure(
+                lambda data, c=ceiling, k=kind: c.evaluate(k, data), inputs, args.seconds / 2
+            )
+            print(
+                f"| {kind} | {name} | {len(evidence)} | {statistics.median(lat):.3f} "
+                f"| {pct(lat, 0.99):.3f} | {calls / elapsed:,.0f} "
+                f"| {statistics.median(c_lat):.3f} | {c_calls / c_elapsed:,.0f} |"
+            )
+    print("\nregorus, engine only (pre-serialised input), one vs two worker processes:\n")
+    print("| kind | 1 process evals/s | 2 processes evals/s | speed-up |")
+    print("|---|---|---|---|")
+    ctx = multiprocessing.get_context("spawn")
+    for kind, inputs in per_kind_inputs.items():
+        rates = []
+        for workers in (1, 2):
+            with ctx.Pool(workers) as pool:
+                calls = pool.map(_worker, [(str(ROOT / "policies"), kind, inputs, args.seconds)] * workers)
+            rates.append(sum(calls) / args.seconds)
+        print(f"| {kind} | {rates[0]:,.0f} | {rates[1]:,.0f} | {rates[1] / rates[0]:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
