@@ -118,3 +118,14 @@ def trivy_report(*vulnerabilities: dict[str, Any], artifact: str = "nginx:1.27")
             }
         ],
     }
+
+
+@pytest.fixture(autouse=True)
+async def _no_leaked_tasks() -> Any:
+    """Fail any test that leaves asyncio tasks running (kopf's rule)."""
+    import asyncio
+
+    before = asyncio.all_tasks()
+    yield
+    leaked = [t for t in asyncio.all_tasks() - before - {asyncio.current_task()} if not t.done()]
+    assert leaked == [], f"tasks left running: {leaked}"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from typing import Any
@@ -49,12 +50,21 @@ class RegopyEngine:
             raise PolicyEvaluationError(_error_text(text))
         if text == "undefined":
             return []
-        expressions = orjson.loads(text).get("expressions") or [[]]
+        expressions = _loads(text).get("expressions") or [[]]
         violations = expressions[0]
         return violations if isinstance(violations, list) else []
 
     def close(self) -> None:
         self._local = threading.local()
+
+
+def _loads(text: str) -> dict[str, Any]:
+    """rego-cpp's output may hold raw newlines inside strings, which strict JSON parsers refuse."""
+    try:
+        loaded = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        loaded = json.loads(text, strict=False)
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def _compile(policy_set: PolicySet) -> tuple[Any, dict[str, Any]]:

@@ -168,3 +168,14 @@ def test_runtime_error_is_raised_with_file_and_line(policy_dir: Build) -> None:
 def test_unknown_engine_is_refused(policy_dir: Build) -> None:
     with pytest.raises(ValueError, match="unknown policy engine"):
         create_engine("nope", load_policy_set(policy_dir({})))
+
+
+def test_regopy_output_with_raw_newlines_is_read(policy_dir: Build) -> None:
+    newline = (
+        "package tribunal.falco.nl\n\nimport rego.v1\n\n"
+        'violations contains {"msg": input.event.output, "severity": "low", "controls": ["x"], '
+        '"details": {}} if input.event.output\n'
+    )
+    engine = create_engine("regopy", load_policy_set(policy_dir({"runtime/nl.rego": newline})))
+    [violation] = engine.evaluate("falco", orjson.dumps({"kind": "falco", "event": {"output": "a\nb"}}))
+    assert violation["msg"] == "a\nb"

@@ -1,0 +1,22 @@
+package tribunal.admission.proc_mount
+
+import rego.v1
+
+test_input_proc_mount_unmasked_not_allowed if {
+	ctr := data.tribunal.lib.kubernetes.mock_container_sc("nginx", {"procMount": "Unmasked"})
+	results := violations with input as data.tribunal.lib.kubernetes.mock_pod({"hostUsers": false, "containers": [ctr]})
+	count(results) == 1
+	some v in results
+	v.msg == "containers/nginx procMount is Unmasked"
+}
+
+test_input_init_container_proc_mount_in_deployment_not_allowed if {
+	ctr := data.tribunal.lib.kubernetes.mock_container_sc("init", {"procMount": "Unmasked"})
+	results := violations with input as data.tribunal.lib.kubernetes.mock_deployment({"containers": [data.tribunal.lib.kubernetes.mock_good_container("app")], "initContainers": [ctr]})
+	count(results) == 1
+}
+
+test_input_proc_mount_default_allowed if {
+	results := violations with input as data.tribunal.lib.kubernetes.mock_pod({"containers": [data.tribunal.lib.kubernetes.mock_container_sc("nginx", {"procMount": "Default"}), data.tribunal.lib.kubernetes.mock_good_container("b")]})
+	count(results) == 0
+}

@@ -1,0 +1,49 @@
+"""Conformance: the whole policy library against the public samples of ../shared/fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES, POLICY_DIR, RULES_DIR
+from tribunal.model import Evidence, EvidenceError
+from tribunal.policy import Judge, PolicySet, load_enforcement, load_policy_set
+from tribunal.sources import expand_paths, read_evidence
+
+EVIDENCE_FOLDERS = ("admission", "falco", "trivy")
+
+
+def fixture_documents() -> list[Evidence | EvidenceError]:
+    if not FIXTURES.is_dir():
+        return []
+    found: list[Evidence | EvidenceError] = []
+    for folder in EVIDENCE_FOLDERS:
+        for path in expand_paths([str(FIXTURES / folder)]):
+            found.extend(read_evidence(path))
+    return found
+
+
+@pytest.fixture(scope="session")
+def library() -> PolicySet:
+    return load_policy_set(POLICY_DIR)
+
+
+@pytest.fixture(scope="session")
+def judges(library: PolicySet) -> dict[str, Judge]:
+    enforcement = load_enforcement(RULES_DIR)
+    return {name: Judge.build(library, name, enforcement) for name in ("regorus", "regopy")}
+
+
+@pytest.fixture(scope="session")
+def shared_evidence() -> list[Evidence]:
+    if not FIXTURES.is_dir():
+        pytest.skip("../shared/fixtures is absent")
+    documents = fixture_documents()
+    errors = [str(d) for d in documents if isinstance(d, EvidenceError)]
+    assert errors == [], errors
+    return [d for d in documents if isinstance(d, Evidence)]
+
+
+def relative(source: str) -> str:
+    return Path(source).name

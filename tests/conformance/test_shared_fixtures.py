@@ -1,0 +1,131 @@
+"""Every shared sample loads, is judged on both engines with identical verdicts, and the admission
+samples get the decisions ../shared/fixtures/admission/EXPECTED.md lists."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from tests.conformance.conftest import relative
+from tests.conftest import FIXTURES, needs_shared
+from tribunal.model import Decision, Evidence, EvidenceKind
+from tribunal.policy import Judge
+
+pytestmark = needs_shared
+
+LABELS = {"deny": Decision.DENY, "violation": Decision.WARN, "allow": Decision.ALLOW, "-": Decision.ALLOW}
+
+
+def expected_decisions() -> dict[str, str]:
+    text = (FIXTURES / "admission" / "EXPECTED.md").read_text()
+    rows = re.findall(r"^\| (\S+\.json) \| (\S+) \| (\S+) \|", text, re.M)
+    return {name: label for name, _kind, label in rows}
+
+
+def test_every_sample_loads(shared_evidence: list[Evidence]) -> None:
+    counts = Counter(e.kind for e in shared_evidence)
+    # ../shared/fixtures/README.md: 40 AdmissionReviews, 35 Falco alerts, 42 Trivy documents.
+    assert counts == {EvidenceKind.ADMISSION: 40, EvidenceKind.FALCO: 35, EvidenceKind.TRIVY: 42}
+
+
+def test_admission_decisions_match_expected(
+    shared_evidence: list[Evidence], judges: dict[str, Judge]
+) -> None:
+    expected = expected_decisions()
+    assert len(expected) == 40
+    wrong = {}
+    for evidence in shared_evidence:
+        if evidence.kind is not EvidenceKind.ADMISSION:
+            continue
+        label = expected[relative(evidence.source)]
+        verdict = judges["regorus"].judge(evidence)
+        if verdict.decision is not LABELS[label] or (label == "-" and verdict.violations):
+            wrong[relative(evidence.source)] = (
+                label,
+                verdict.decision.value,
+                [v.policy for v in verdict.violations],
+            )
+    assert wrong == {}
+
+
+def test_privileged_hostpath_and_root_pods_are_denied_by_their_policies(
+    shared_evidence: list[Evidence], judges: dict[str, Judge]
+) -> None:
+    cases = {
+        "gk-privileged-disallowed.json": "privileged_containers",
+        "kubewarden-privileged-container.json": "privileged_containers",
+        "gk-host-filesystem-disallowed.json": "host_path_volumes",
+        "gk-users-disallowed.json": "run_as_root_user",
+    }
+    by_name = {relative(e.source): e for e in shared_evidence}
+    for name, policy in cases.items():
+        verdict = judges["regorus"].judge(by_name[name])
+        assert verdict.decision is Decision.DENY, name
+        assert policy in {v.policy for v in verdict.denying}, name
+
+
+def test_both_engines_give_identical_verdicts(
+    shared_evidence: list[Evidence], judges: dict[str, Judge]
+) -> None:
+    differ = []
+    for evidence in shared_evidence:
+        first = judges["regorus"].judge(evidence)
+        second = judges["regopy"].judge(evidence)
+        keep = {"evidence_id", "kind", "subject", "decision", "violations", "policy_revision"}
+        if first.model_dump(include=keep) != second.model_dump(include=keep):
+            differ.append(evidence.source)
+    assert differ == []
+
+
+def test_every_violation_names_its_controls(
+    shared_evidence: list[Evidence], judges: dict[str, Judge]
+) -> None:
+    missing = {
+        (relative(e.source), v.policy)
+        for e in shared_evidence
+        for v in judges["regorus"].judge(e).violations
+        if not v.controls
+    }
+    assert missing == set()
+
+
+@pytest.mark.parametrize(
+    ("name", "decision", "policy"),
+    [
+        ("rules_daemonset_terminal_shell.json", Decision.DENY, "shell_in_container"),
+        ("sidekick_readme_write_below_binary_dir.json", Decision.DENY, "write_below_sensitive_dir"),
+        ("mfernd_read_sensitive_untrusted.json", Decision.DENY, "read_sensitive_file"),
+        (
+            "operator-vulnerabilityreport-nginx-single-critical.json",
+            Decision.DENY,
+            "fixable_critical_high_cves",
+        ),
+        ("operator-exposedsecretreport-nginx-many.json", Decision.DENY, "exposed_secrets"),
+    ],
+)
+def test_runtime_and_vulnerability_samples(
+    shared_evidence: list[Evidence], judges: dict[str, Judge], name: str, decision: Decision, policy: str
+) -> None:
+    [evidence] = [e for e in shared_evidence if relative(e.source) == name]
+    verdict = judges["regorus"].judge(evidence)
+    assert verdict.decision is decision
+    assert policy in {v.policy for v in verdict.violations}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "image-alpine-3.14-no-vulns-clean.json",
+        "operator-vulnerabilityreport-nginx-no-vulns.json",
+        "operator-exposedsecretreport-nginx-no-secrets.json",
+    ],
+)
+def test_clean_reports_are_allowed(
+    shared_evidence: list[Evidence], judges: dict[str, Judge], name: str
+) -> None:
+    [evidence] = [e for e in shared_evidence if relative(e.source) == name]
+    verdict = judges["regorus"].judge(evidence)
+    assert verdict.decision is Decision.ALLOW
+    assert verdict.violations == []
