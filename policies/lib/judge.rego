@@ -24,24 +24,28 @@ trivy contains decorate(pid, v) if {
 	some v in p.violations
 }
 
-decorate(pid, v) := object.union(v, {"policy": pid, "exception": reason}) if {
-	reason := exception_reason(pid, v)
-} else := object.union(v, {"policy": pid, "exception": null})
+decorate(pid, v) := object.union(v, {"policy": pid, "exception": first_or_null(exception_reasons(pid, v))})
 
-default exceptions := []
-
-# Read by path, not through object.get(data, ...): rego-cpp sees that as recursion into this rule.
-exceptions := data.tribunal.exceptions
-
-# An exception applies when its policy matches (id, "*" or "prefix*") and every scope it names
-# (namespaces, images) matches the evidence.
-exception_reason(pid, v) := reason if {
+# The reasons of the exceptions that cover violation v of policy pid. An exception applies when its
+# policy matches (id, "*" or "prefix*") and every scope it names (namespaces, images) matches.
+# (A comprehension plus first_or_null rather than `else`: regorus's compiled RVM mode drops the `else`
+# branch of a function whose body calls an undefined function.)
+exception_reasons(pid, v) := [reason |
 	some ex in exceptions
 	matches(object.get(ex, "policy", "*"), pid)
 	scope_matches(object.get(ex, "namespaces", null), object.get(input, ["subject", "namespace"], ""))
 	scope_matches(object.get(ex, "images", null), violation_image(v))
 	reason := object.get(ex, "reason", "exception")
-}
+]
+
+first_or_null(values) := values[0] if {
+	count(values) > 0
+} else := null
+
+default exceptions := []
+
+# Read by path, not through object.get(data, ...): rego-cpp sees that as recursion into this rule.
+exceptions := data.tribunal.exceptions
 
 violation_image(v) := v.details.image if {
 	is_string(v.details.image)
