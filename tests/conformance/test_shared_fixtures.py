@@ -129,3 +129,18 @@ def test_clean_reports_are_allowed(
     verdict = judges["regorus"].judge(evidence)
     assert verdict.decision is Decision.ALLOW
     assert verdict.violations == []
+
+
+def test_bare_manifests_get_the_decision_of_their_review(judges: dict[str, Judge]) -> None:
+    from tribunal.sources import read_evidence
+
+    manifests = sorted((FIXTURES / "manifests").glob("*.yaml"))
+    assert len(manifests) >= 30
+    for manifest in manifests:
+        [evidence] = list(read_evidence(str(manifest)))
+        assert isinstance(evidence, Evidence), evidence
+        [review] = list(read_evidence(str(FIXTURES / "admission" / (manifest.stem + ".json"))))
+        assert isinstance(review, Evidence)
+        assert judges["regorus"].judge(evidence).decision is judges["regorus"].judge(review).decision, (
+            manifest.name
+        )

@@ -36,11 +36,13 @@ def detect_kind(doc: Any, source: str = "<input>") -> EvidenceKind:
         return EvidenceKind.TRIVY
     if "rule" in doc and "priority" in doc:
         return EvidenceKind.FALCO
+    if is_kubernetes_object(doc):
+        return EvidenceKind.ADMISSION  # a bare manifest, judged as if it were being created
     raise EvidenceError(
         source,
         "cannot tell what evidence this is: expected an AdmissionReview (apiVersion admission.k8s.io/*), "
-        "a Falco alert (rule, priority, time) or a Trivy report (SchemaVersion, ClusterName or a Trivy "
-        "Operator resource)",
+        "a Kubernetes object (apiVersion, kind, metadata), a Falco alert (rule, priority, time) or a Trivy "
+        "report (SchemaVersion, ClusterName or a Trivy Operator resource)",
     )
 
 
@@ -51,6 +53,8 @@ def parse_evidence(doc: Any, source: str = "<input>", kind: EvidenceKind | None 
     if kind is not None and detected is not kind:
         raise EvidenceError(source, f"expected {kind.value} evidence, this looks like {detected.value}")
     assert isinstance(doc, dict)
+    if detected is EvidenceKind.ADMISSION and doc.get("kind") != "AdmissionReview":
+        doc = review_for_object(doc)
     if detected is EvidenceKind.ADMISSION:
         evidence = _admission(doc, source)
     elif detected is EvidenceKind.FALCO:
@@ -59,6 +63,38 @@ def parse_evidence(doc: Any, source: str = "<input>", kind: EvidenceKind | None 
         evidence = _trivy(doc, source)
     evidence._document = doc
     return evidence
+
+
+def is_kubernetes_object(doc: dict[str, Any]) -> bool:
+    """A manifest: ``apiVersion``, ``kind`` and ``metadata`` as Kubernetes writes them."""
+    return (
+        isinstance(doc.get("apiVersion"), str)
+        and isinstance(doc.get("kind"), str)
+        and isinstance(doc.get("metadata"), dict)
+    )
+
+
+def review_for_object(obj: dict[str, Any]) -> dict[str, Any]:
+    """The AdmissionReview the API server would send to create ``obj`` (as gator and the Kyverno CLI
+    judge bare manifests). Its uid is the object's content hash, so the same manifest keeps its id."""
+    group, _, version = str(obj["apiVersion"]).rpartition("/")
+    kind = str(obj["kind"])
+    metadata = obj["metadata"]
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": content_id(obj),
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": kind.lower() + "s"},
+            "name": str(metadata.get("name") or ""),
+            "namespace": str(metadata.get("namespace") or "default"),
+            "operation": "CREATE",
+            "userInfo": {"username": "tribunal-judge"},
+            "object": obj,
+            "dryRun": True,
+        },
+    }
 
 
 def check_depth(doc: Any, source: str, limit: int = MAX_DEPTH) -> None:

@@ -234,3 +234,31 @@ def test_trivy_schema_version_other_than_2() -> None:
 def test_several_errors_are_counted() -> None:
     doc = {"time": 1, "rule": None, "priority": None}
     assert "more error" in _error(doc).message
+
+
+def test_bare_manifest_is_judged_as_a_create_review() -> None:
+    manifest = pod({"name": "a", "image": "nginx:1.27"}, name="web")
+    manifest["metadata"].pop("namespace")
+    evidence = parse_evidence(manifest, "web.yaml")
+    assert evidence.kind is EvidenceKind.ADMISSION
+    assert isinstance(evidence.body, AdmissionReview)
+    request = evidence.body.request
+    assert request is not None
+    assert (request.operation, request.namespace, request.name, request.dry_run) == (
+        "CREATE",
+        "default",
+        "web",
+        True,
+    )
+    assert request.kind.kind == "Pod"
+    assert evidence.id == content_id(manifest)
+    assert evidence.event()["request"]["object"] == manifest
+
+
+def test_grouped_manifest_kind_keeps_group_and_version() -> None:
+    evidence = parse_evidence(
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {}}
+    )
+    assert isinstance(evidence.body, AdmissionReview)
+    assert evidence.body.request is not None
+    assert (evidence.body.request.kind.group, evidence.body.request.kind.version) == ("apps", "v1")
