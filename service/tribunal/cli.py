@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TextIO
 from tribunal import __version__
 from tribunal.app import build_policy_runtime
 from tribunal.model import Decision, EvidenceError, EvidenceKind, Verdict
-from tribunal.policy import PolicyError, run_policy_tests
+from tribunal.policy import PolicyError, load_enforcement, load_policy_set, run_policy_tests
 from tribunal.settings import Settings
 from tribunal.sources import expand_paths, read_evidence
 
@@ -69,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("--run", metavar="REGEX", help="only tests whose data path matches")
     test.add_argument("-v", "--verbose", action="store_true", help="list every test, not only failures")
     test.set_defaults(handler=_policy_test)
+    listing = policy_commands.add_parser(
+        "list", help="list the policies with their kind, enforcement, severity and controls"
+    )
+    listing.add_argument("directory", nargs="?", type=Path, help="policy directory [policies]")
+    listing.add_argument("--rules", type=Path, help="rules directory, for enforcement overrides [rules]")
+    listing.add_argument("--format", choices=["table", "json", "markdown"], default="table")
+    listing.set_defaults(handler=_policy_list)
     return parser
 
 
@@ -143,6 +151,33 @@ def _policy_test(args: argparse.Namespace) -> int:
             print(f"PASS {result.name} ({result.duration_ms:.2f} ms)")
     print(f"{report.passed} passed, {report.failed} failed")
     return EXIT_ERROR if report.failed else EXIT_OK
+
+
+def _policy_list(args: argparse.Namespace) -> int:
+    settings = _settings(args, policy_dir=args.directory, rules_dir=args.rules)
+    policy_set = load_policy_set(settings.policy_dir)
+    enforcement = load_enforcement(settings.rules_dir)
+    policies = sorted(policy_set.policies.values(), key=lambda p: (p.kind, p.path))
+    rows = [
+        {**p.model_dump(mode="json"), "enforcement": enforcement.resolve(p.id, p.enforcement).value}
+        for p in policies
+    ]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if args.format == "markdown":
+        print("| kind | policy | title | enforcement | severity | controls |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            controls = ", ".join(f"`{c}`" for c in r["controls"])
+            cells = [r["kind"], f"`{r['id']}`", r["title"], r["enforcement"], r["severity"], controls]
+            print("| " + " | ".join(cells) + " |")
+        return EXIT_OK
+    print(f"{'KIND':<10} {'POLICY':<32} {'ENFORCEMENT':<12} {'SEVERITY':<9} CONTROLS")
+    for r in rows:
+        controls = ", ".join(r["controls"])
+        print(f"{r['kind']:<10} {r['id']:<32} {r['enforcement']:<12} {r['severity']:<9} {controls}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -103,3 +103,25 @@ def test_policy_test_reports_failures(policy_dir: Build, capsys: pytest.CaptureF
     assert out.rstrip().endswith("2 passed, 1 failed")
     assert main(["policy", "test", str(root), "--run", "denied|plain", "-v"]) == 0
     assert "PASS data.tribunal.admission.privileged.test_privileged_denied" in capsys.readouterr().out
+
+
+def test_policy_list_applies_overrides(
+    policy_dir: Build, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = policy_dir({"admission/privileged.rego": PRIVILEGED})
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "enforcement.yaml").write_text("policies: {privileged: warn}\n")
+    assert main(["policy", "list", str(root), "--rules", str(rules), "--format", "json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["id"], row["kind"], row["enforcement"], row["severity"]) == (
+        "privileged",
+        "admission",
+        "warn",
+        "high",
+    )
+    assert main(["policy", "list", str(root), "--format", "markdown"]) == 0
+    assert (
+        "| admission | `privileged` | Privileged | deny | high | `pss-baseline:privileged-containers` |"
+        in (capsys.readouterr().out)
+    )
