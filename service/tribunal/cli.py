@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from tribunal import __version__
 from tribunal.app import build_policy_runtime
 from tribunal.model import Decision, EvidenceError, EvidenceKind, Verdict
@@ -29,6 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except PolicyError as exc:
         print(f"tribunal: policy error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        print(f"tribunal: invalid settings: {errors}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_OK

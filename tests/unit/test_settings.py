@@ -1,0 +1,48 @@
+"""Settings: defaults < YAML file < TRIBUNAL_* environment < explicit overrides (flags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from tribunal.settings import Settings
+
+
+def test_defaults_run_without_any_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TRIBUNAL_ENGINE", "TRIBUNAL_POLICY_DIR", "TRIBUNAL_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings.load()
+    assert (settings.engine, settings.port, settings.policy_dir) == ("regorus", 8443, Path("policies"))
+    assert settings.kafka_bootstrap_servers is None
+    assert settings.database_url.startswith("sqlite+aiosqlite://")
+
+
+def test_precedence_file_env_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "tribunal.yaml"
+    config.write_text("engine: regopy\nport: 9000\npolicy_dir: /srv/policies\n")
+    monkeypatch.setenv("TRIBUNAL_PORT", "9443")
+    settings = Settings.load(config, policy_dir=Path("/override"))
+    assert settings.engine == "regopy"  # from the file
+    assert settings.port == 9443  # the environment beats the file
+    assert settings.policy_dir == Path("/override")  # a flag beats both
+
+
+def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIBUNAL_ENGINE", "wasm")
+    with pytest.raises(ValidationError, match="engine"):
+        Settings.load()
+
+
+def test_cli_reports_bad_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tribunal.cli import main
+
+    monkeypatch.setenv("TRIBUNAL_ENGINE", "wasm")
+    assert main(["judge", "-"]) == 1
+    assert (
+        "tribunal: invalid settings: engine: Input should be 'regorus', 'regopy' or 'opa'"
+        in capsys.readouterr().err
+    )
