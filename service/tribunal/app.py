@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from tribunal.policy import PolicyRuntime
+from tribunal.policy import PolicyLoadError, PolicyRuntime
 from tribunal.settings import Settings
 
 
@@ -13,7 +13,9 @@ def build_policy_runtime(settings: Settings, extra_data: Iterable[Path] = ()) ->
     """The policies of ``settings.policy_dir`` compiled on ``settings.engine``, with the enforcement
     overrides of ``settings.rules_dir``."""
     if settings.engine == "opa":
-        raise NotImplementedError("engine 'opa' arrives with the OPA backend; use regorus or regopy")
+        raise PolicyLoadError(
+            "engine 'opa' is not available yet (it arrives with the OPA backend); use regorus or regopy"
+        )
     return PolicyRuntime(
         settings.policy_dir, engine=settings.engine, rules_dir=settings.rules_dir, extra_data=extra_data
     )
