@@ -1,10 +1,11 @@
 """Policy evaluation speed per evidence kind, on both embedded engines.
 
 For each kind it judges real samples (../shared/fixtures when present, else examples/) and prints, as a
-Markdown table: median and p99 latency of one evaluation, and evidences/s on one thread; beside them
-the ceiling measured in the same run: the same engine evaluating the same inputs with no policy loaded
-(only the aggregation rule), i.e. the fixed cost of a call. The last table runs regorus in one and in two
-worker processes (regorus holds the GIL, so only processes use the second core).
+Markdown table: median and p99 latency of one judgement (engine plus the Python that builds the input
+and the typed Verdict), evidences/s on one thread, and the median of the engine's evaluation alone;
+beside them the ceiling measured in the same run: the same engine evaluating the same inputs with no
+policy loaded (only the aggregation rule), i.e. the fixed cost of a call. The last table runs regorus in
+one and in two worker processes (regorus holds the GIL, so only processes use the second core).
 
     python bench/bench_engine.py [--seconds 2] [--engines regorus,regopy]
 """
@@ -98,9 +99,10 @@ def main() -> int:
         f"{'../shared/fixtures' if SHARED.is_dir() else 'examples/'}\n"
     )
     print(
-        "| kind | engine | samples | median ms | p99 ms | evidences/s | ceiling median ms | ceiling evals/s |"
+        "| kind | engine | samples | judge median ms | judge p99 ms | evidences/s | engine median ms "
+        "| ceiling median ms | ceiling evals/s |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     per_kind_inputs: dict[str, list[bytes]] = {}
     for kind in FOLDERS:
         evidence = samples(kind)
@@ -114,12 +116,15 @@ def main() -> int:
             for e in evidence:  # warm up, and fail loudly on an error
                 judge.judge(e)
             lat, calls, elapsed = measure(judge.judge, evidence, args.seconds)
+            e_lat, _, _ = measure(
+                lambda data, e=judge.engine, k=kind: e.evaluate(k, data), inputs, args.seconds / 2
+            )
             c_lat, c_calls, c_elapsed = measure(
                 lambda data, c=ceiling, k=kind: c.evaluate(k, data), inputs, args.seconds / 2
             )
             print(
                 f"| {kind} | {name} | {len(evidence)} | {statistics.median(lat):.3f} "
-                f"| {pct(lat, 0.99):.3f} | {calls / elapsed:,.0f} "
+                f"| {pct(lat, 0.99):.3f} | {calls / elapsed:,.0f} | {statistics.median(e_lat):.3f} "
                 f"| {statistics.median(c_lat):.3f} | {c_calls / c_elapsed:,.0f} |"
             )
     print("\nregorus, engine only (pre-serialised input), one vs two worker processes:\n")

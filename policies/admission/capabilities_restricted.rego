@@ -12,30 +12,31 @@ package tribunal.admission.capabilities_restricted
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-restricted:capabilities", "cis-k8s:5.2.8", "cis-k8s:5.2.10", "nsa-cisa:pod-security:capabilities"]
-
-capabilities(c) := data.tribunal.lib.kubernetes.object_of(object.get(c.sc, "capabilities", {}))
-
-drops_all(c) if {
-	some cap in data.tribunal.lib.kubernetes.array_of(object.get(capabilities(c), "drop", []))
-	cap == "ALL"
+# capabilities.drop must include ALL (Windows pods are exempt).
+violations contains v if {
+	some c in data.tribunal.lib.kubernetes.containers
+	not c.pod.windows
+	drop := object.get(c.container, ["securityContext", "capabilities", "drop"], [])
+	not "ALL" in object.get({"array": drop}, type_name(drop), [])
+	v := {
+		"msg": concat("", [c.ref, " capabilities.drop does not include ALL"]),
+		"severity": "medium",
+		"controls": ["pss-restricted:capabilities", "cis-k8s:5.2.8", "cis-k8s:5.2.10", "nsa-cisa:pod-security:capabilities"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "field": "securityContext.capabilities.drop"},
+	}
 }
 
+# capabilities.add may hold NET_BIND_SERVICE only.
 violations contains v if {
-	some c in k8s.containers
-	not data.tribunal.lib.kubernetes.is_windows(c.pod.spec)
-	not drops_all(c)
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " capabilities.drop does not include ALL"])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "medium", controls, {"field": "securityContext.capabilities.drop"})
-}
-
-violations contains v if {
-	some c in k8s.containers
-	not data.tribunal.lib.kubernetes.is_windows(c.pod.spec)
-	some cap in data.tribunal.lib.kubernetes.array_of(object.get(capabilities(c), "add", []))
+	some c in data.tribunal.lib.kubernetes.containers
+	add := object.get(c.container, ["securityContext", "capabilities", "add"], [])
+	some cap in object.get({"array": add}, type_name(add), [])
 	cap != "NET_BIND_SERVICE"
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " adds capability ", data.tribunal.lib.kubernetes.text(cap), " (only NET_BIND_SERVICE may be added)"])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "medium", controls, {"field": "securityContext.capabilities.add", "capability": cap})
+	not c.pod.windows
+	v := {
+		"msg": concat("", [c.ref, " adds capability ", data.tribunal.lib.kubernetes.text(cap), " (only NET_BIND_SERVICE may be added)"]),
+		"severity": "medium",
+		"controls": ["pss-restricted:capabilities", "cis-k8s:5.2.8", "cis-k8s:5.2.10", "nsa-cisa:pod-security:capabilities"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "field": "securityContext.capabilities.add", "capability": cap},
+	}
 }

@@ -12,15 +12,11 @@ package tribunal.admission.host_path_volumes
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-baseline:hostpath-volumes", "cis-k8s:5.2.12", "nsa-cisa:pod-security:host-filesystem"]
-
 violations contains v if {
-	some vol in k8s.volumes
+	some vol in data.tribunal.lib.kubernetes.volumes
 	hp := vol.volume.hostPath
 	hp != null
 	host_path := data.tribunal.lib.kubernetes.string_of(object.get(data.tribunal.lib.kubernetes.object_of(hp), "path", ""))
-	msg := concat("", ["volume ", vol.name, " is a hostPath volume (", host_path, ")"])
-	v := data.tribunal.lib.kubernetes.violation(msg, "high", controls, {"path": vol.path, "volume": vol.name, "host_path": host_path})
+	msg := concat("", ["volume ", data.tribunal.lib.kubernetes.volume_name(vol), " is a hostPath volume (", host_path, ")"])
+	v := data.tribunal.lib.kubernetes.volume_violation(vol, msg, "high", ["pss-baseline:hostpath-volumes", "cis-k8s:5.2.12", "nsa-cisa:pod-security:host-filesystem"], {"host_path": host_path})
 }

@@ -12,16 +12,18 @@ package tribunal.admission.host_ports
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-baseline:host-ports", "cis-k8s:5.2.13"]
-
 violations contains v if {
-	some c in k8s.containers
-	some i, port in data.tribunal.lib.kubernetes.array_of(object.get(c.container, "ports", []))
-	host_port := object.get(data.tribunal.lib.kubernetes.object_of(port), "hostPort", 0)
+	some c in data.tribunal.lib.kubernetes.containers
+	ports := object.get(c.container, "ports", [])
+	some i, port in object.get({"array": ports}, type_name(ports), [])
+	host_port := object.get({"p": port}, ["p", "hostPort"], 0)
 	host_port != null
 	host_port != 0
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " uses hostPort ", data.tribunal.lib.kubernetes.text(host_port)])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "high", controls, {"host_port": host_port, "port_path": concat("", [c.path, ".ports[", format_int(i, 10), "]"])})
+	port_path := concat("", [c.path, ".ports[", format_int(i, 10), "]"])
+	v := {
+		"msg": concat("", [c.ref, " uses hostPort ", data.tribunal.lib.kubernetes.text(host_port)]),
+		"severity": "high",
+		"controls": ["pss-baseline:host-ports", "cis-k8s:5.2.13"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "host_port": host_port, "port_path": port_path},
+	}
 }

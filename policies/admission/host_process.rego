@@ -12,20 +12,20 @@ package tribunal.admission.host_process
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-baseline:host-process", "cis-k8s:5.2.11", "nsa-cisa:pod-security:privileged"]
-
 violations contains v if {
-	some ps in k8s.pod_specs
-	object.get(data.tribunal.lib.kubernetes.pod_security_context(ps.spec), ["windowsOptions", "hostProcess"], false) == true
+	some ps in data.tribunal.lib.kubernetes.pod_specs
+	ps.spec.securityContext.windowsOptions.hostProcess == true
 	msg := "pod runs as Windows HostProcess (windowsOptions.hostProcess: true)"
-	v := data.tribunal.lib.kubernetes.pod_violation(ps, "securityContext.windowsOptions.hostProcess", msg, "high", controls, {})
+	v := data.tribunal.lib.kubernetes.pod_violation(ps, "securityContext.windowsOptions.hostProcess", msg, "high", ["pss-baseline:host-process", "cis-k8s:5.2.11", "nsa-cisa:pod-security:privileged"], {})
 }
 
 violations contains v if {
-	some c in k8s.containers
-	object.get(c.sc, ["windowsOptions", "hostProcess"], false) == true
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " runs as Windows HostProcess (windowsOptions.hostProcess: true)"])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "high", controls, {"field": "securityContext.windowsOptions.hostProcess"})
+	some c in data.tribunal.lib.kubernetes.containers
+	c.container.securityContext.windowsOptions.hostProcess == true
+	v := {
+		"msg": concat("", [c.ref, " runs as Windows HostProcess (windowsOptions.hostProcess: true)"]),
+		"severity": "high",
+		"controls": ["pss-baseline:host-process", "cis-k8s:5.2.11", "nsa-cisa:pod-security:privileged"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "field": "securityContext.windowsOptions.hostProcess"},
+	}
 }

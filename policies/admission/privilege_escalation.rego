@@ -12,19 +12,17 @@ package tribunal.admission.privilege_escalation
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-restricted:privilege-escalation", "cis-k8s:5.2.6", "nsa-cisa:pod-security:privilege-escalation"]
-
+# allowPrivilegeEscalation must be false (Windows pods are exempt).
 violations contains v if {
-	some c in k8s.containers
-	not data.tribunal.lib.kubernetes.is_windows(c.pod.spec)
-	value := object.get(c.sc, "allowPrivilegeEscalation", null)
+	some c in data.tribunal.lib.kubernetes.containers
+	value := object.get(c.container, ["securityContext", "allowPrivilegeEscalation"], null)
 	value != false
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " allowPrivilegeEscalation is not false (", data.tribunal.lib.kubernetes.text(shown(value)), ")"])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "medium", controls, {"field": "securityContext.allowPrivilegeEscalation"})
+	not c.pod.windows
+	shown := object.get({"null": "unset"}, type_name(value), value)
+	v := {
+		"msg": concat("", [c.ref, " allowPrivilegeEscalation is not false (", data.tribunal.lib.kubernetes.text(shown), ")"]),
+		"severity": "medium",
+		"controls": ["pss-restricted:privilege-escalation", "cis-k8s:5.2.6", "nsa-cisa:pod-security:privilege-escalation"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "field": "securityContext.allowPrivilegeEscalation"},
+	}
 }
-
-shown(value) := "unset" if {
-	value == null
-} else := value

@@ -12,13 +12,13 @@ package tribunal.admission.privileged_containers
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-baseline:privileged-containers", "cis-k8s:5.2.2", "nsa-cisa:pod-security:privileged"]
-
 violations contains v if {
-	some c in k8s.containers
-	c.sc.privileged == true
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " is privileged"])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "high", controls, {"field": "securityContext.privileged"})
+	some c in data.tribunal.lib.kubernetes.containers
+	c.container.securityContext.privileged == true
+	v := {
+		"msg": concat("", [c.ref, " is privileged"]),
+		"severity": "high",
+		"controls": ["pss-baseline:privileged-containers", "cis-k8s:5.2.2", "nsa-cisa:pod-security:privileged"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "field": "securityContext.privileged"},
+	}
 }

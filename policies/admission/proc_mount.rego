@@ -12,15 +12,15 @@ package tribunal.admission.proc_mount
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-baseline:proc-mount-type", "cis-k8s:5.7.3"]
-
 violations contains v if {
-	some c in k8s.containers
-	mount := object.get(c.sc, "procMount", "Default")
-	mount != null
+	some c in data.tribunal.lib.kubernetes.containers
+	mount := object.get(c.container, ["securityContext", "procMount"], "Default")
 	mount != "Default"
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " procMount is ", data.tribunal.lib.kubernetes.text(mount)])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "high", controls, {"proc_mount": mount})
+	mount != null
+	v := {
+		"msg": concat("", [c.ref, " procMount is ", data.tribunal.lib.kubernetes.text(mount)]),
+		"severity": "high",
+		"controls": ["pss-baseline:proc-mount-type", "cis-k8s:5.7.3"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "proc_mount": mount},
+	}
 }

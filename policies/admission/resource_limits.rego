@@ -12,27 +12,16 @@ package tribunal.admission.resource_limits
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["nsa-cisa:pod-security:resource-limits"]
-
-limited_fields := {"containers", "initContainers"}
-
-limit(c, resource) := object.get(
-	data.tribunal.lib.kubernetes.object_of(object.get(data.tribunal.lib.kubernetes.object_of(object.get(c.container, "resources", {})), "limits", {})),
-	resource,
-	null,
-)
-
+# Ephemeral containers cannot carry resources: they are exempt.
 violations contains v if {
-	some c in k8s.containers
-	limited_fields[c.field]
+	some c in data.tribunal.lib.kubernetes.containers
 	some resource in ["cpu", "memory"]
-	missing(limit(c, resource))
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " has no ", resource, " limit"])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "low", controls, {"field": concat("", ["resources.limits.", resource])})
+	object.get(c.container, ["resources", "limits", resource], null) in {null, ""}
+	c.field != "ephemeralContainers"
+	v := {
+		"msg": concat("", [c.ref, " has no ", resource, " limit"]),
+		"severity": "low",
+		"controls": ["nsa-cisa:pod-security:resource-limits"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "field": concat("", ["resources.limits.", resource])},
+	}
 }
-
-missing(value) if value == null
-
-missing(value) if value == ""

@@ -12,27 +12,18 @@ package tribunal.admission.run_as_non_root
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-restricted:running-as-non-root", "cis-k8s:5.2.7", "nsa-cisa:pod-security:non-root-containers"]
-
-# The container's own setting wins; otherwise the pod's applies.
-effective(c) := value if {
-	value := object.get(c.sc, "runAsNonRoot", null)
-	value != null
-} else := object.get(c.pod_sc, "runAsNonRoot", null)
-
+# The container's own runAsNonRoot wins; when it is unset the pod's applies.
 violations contains v if {
-	some c in k8s.containers
-	object.get(c.sc, "runAsNonRoot", null) == false
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " runAsNonRoot is not true (false)"])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "medium", controls, {"field": "securityContext.runAsNonRoot"})
-}
-
-violations contains v if {
-	some c in k8s.containers
-	object.get(c.sc, "runAsNonRoot", null) == null
-	effective(c) != true
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " runAsNonRoot is not true (unset on the container and the pod)"])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "medium", controls, {"field": "securityContext.runAsNonRoot"})
+	some c in data.tribunal.lib.kubernetes.containers
+	value := object.get(c.container, ["securityContext", "runAsNonRoot"], null)
+	value != true
+	value in {false, null}
+	object.get({"null": c.pod.spec}, [type_name(value), "securityContext", "runAsNonRoot"], null) != true
+	why := object.get({"null": "unset on the container and the pod"}, type_name(value), "false")
+	v := {
+		"msg": concat("", [c.ref, " runAsNonRoot is not true (", why, ")"]),
+		"severity": "medium",
+		"controls": ["pss-restricted:running-as-non-root", "cis-k8s:5.2.7", "nsa-cisa:pod-security:non-root-containers"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "field": "securityContext.runAsNonRoot"},
+	}
 }

@@ -12,20 +12,19 @@ package tribunal.admission.run_as_root_user
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-restricted:running-as-non-root-user", "cis-k8s:5.2.7", "nsa-cisa:pod-security:non-root-containers"]
-
 violations contains v if {
-	some ps in k8s.pod_specs
-	object.get(data.tribunal.lib.kubernetes.pod_security_context(ps.spec), "runAsUser", null) == 0
-	msg := "pod runAsUser is 0 (root)"
-	v := data.tribunal.lib.kubernetes.pod_violation(ps, "securityContext.runAsUser", msg, "high", controls, {})
+	some ps in data.tribunal.lib.kubernetes.pod_specs
+	ps.spec.securityContext.runAsUser == 0
+	v := data.tribunal.lib.kubernetes.pod_violation(ps, "securityContext.runAsUser", "pod runAsUser is 0 (root)", "high", ["pss-restricted:running-as-non-root-user", "cis-k8s:5.2.7", "nsa-cisa:pod-security:non-root-containers"], {})
 }
 
 violations contains v if {
-	some c in k8s.containers
-	object.get(c.sc, "runAsUser", null) == 0
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " runAsUser is 0 (root)"])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "high", controls, {"field": "securityContext.runAsUser"})
+	some c in data.tribunal.lib.kubernetes.containers
+	c.container.securityContext.runAsUser == 0
+	v := {
+		"msg": concat("", [c.ref, " runAsUser is 0 (root)"]),
+		"severity": "high",
+		"controls": ["pss-restricted:running-as-non-root-user", "cis-k8s:5.2.7", "nsa-cisa:pod-security:non-root-containers"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "field": "securityContext.runAsUser"},
+	}
 }

@@ -12,30 +12,20 @@ package tribunal.admission.seccomp_required
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-restricted:seccomp", "cis-k8s:5.7.2", "nsa-cisa:pod-security:seccomp"]
-
-allowed_types := {"RuntimeDefault", "Localhost"}
-
-# The container's own profile type wins; otherwise the pod's applies ("" when neither is set).
-effective(c) := t if {
-	t := object.get(c.sc, ["seccompProfile", "type"], null)
-	t != null
-} else := t if {
-	t := object.get(c.pod_sc, ["seccompProfile", "type"], null)
-	t != null
-} else := ""
-
+# The container's own profile type wins; when it is unset (null) the pod's applies; "" when neither is set.
 violations contains v if {
-	some c in k8s.containers
-	not data.tribunal.lib.kubernetes.is_windows(c.pod.spec)
-	t := effective(c)
-	not allowed_types[t]
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " seccomp profile is not RuntimeDefault/Localhost (", data.tribunal.lib.kubernetes.text(shown(t)), ")"])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "medium", controls, {"field": "securityContext.seccompProfile.type", "type": t})
+	some c in data.tribunal.lib.kubernetes.containers
+	own := object.get(c.container, ["securityContext", "seccompProfile", "type"], null)
+	not own in {"RuntimeDefault", "Localhost"}
+	pod := object.get({"null": c.pod.spec}, [type_name(own), "securityContext", "seccompProfile", "type"], own)
+	not pod in {"RuntimeDefault", "Localhost"}
+	not c.pod.windows
+	t := object.get({"null": ""}, type_name(pod), pod)
+	shown := object.get({"": "unset"}, [t], t)
+	v := {
+		"msg": concat("", [c.ref, " seccomp profile is not RuntimeDefault/Localhost (", data.tribunal.lib.kubernetes.text(shown), ")"]),
+		"severity": "medium",
+		"controls": ["pss-restricted:seccomp", "cis-k8s:5.7.2", "nsa-cisa:pod-security:seccomp"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "field": "securityContext.seccompProfile.type", "type": t},
+	}
 }
-
-shown(t) := "unset" if {
-	t == ""
-} else := t

@@ -12,42 +12,29 @@ package tribunal.admission.seccomp_unconfined
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-baseline:seccomp", "cis-k8s:5.7.2", "nsa-cisa:pod-security:seccomp"]
-
-pod_annotation := "seccomp.security.alpha.kubernetes.io/pod"
-
-container_annotation_prefix := "container.seccomp.security.alpha.kubernetes.io/"
-
 violations contains v if {
-	some ps in k8s.pod_specs
-	object.get(data.tribunal.lib.kubernetes.pod_security_context(ps.spec), ["seccompProfile", "type"], "") == "Unconfined"
-	msg := "pod seccompProfile type is Unconfined"
-	v := data.tribunal.lib.kubernetes.pod_violation(ps, "securityContext.seccompProfile.type", msg, "high", controls, {})
+	some ps in data.tribunal.lib.kubernetes.pod_specs
+	ps.spec.securityContext.seccompProfile.type == "Unconfined"
+	v := data.tribunal.lib.kubernetes.pod_violation(ps, "securityContext.seccompProfile.type", "pod seccompProfile type is Unconfined", "high", ["pss-baseline:seccomp", "cis-k8s:5.7.2", "nsa-cisa:pod-security:seccomp"], {})
 }
 
 violations contains v if {
-	some c in k8s.containers
-	object.get(c.sc, ["seccompProfile", "type"], "") == "Unconfined"
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " seccompProfile type is Unconfined"])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "high", controls, {"field": "securityContext.seccompProfile.type"})
+	some c in data.tribunal.lib.kubernetes.containers
+	c.container.securityContext.seccompProfile.type == "Unconfined"
+	v := {
+		"msg": concat("", [c.ref, " seccompProfile type is Unconfined"]),
+		"severity": "high",
+		"controls": ["pss-baseline:seccomp", "cis-k8s:5.7.2", "nsa-cisa:pod-security:seccomp"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "field": "securityContext.seccompProfile.type"},
+	}
 }
 
+# Legacy annotations: seccomp.security.alpha.kubernetes.io/pod and container.seccomp.security.alpha.kubernetes.io/<name>.
+# (One body for both annotations; seccomp_annotation_violation tells them apart.)
 violations contains v if {
-	some ps in k8s.pod_specs
-	data.tribunal.lib.kubernetes.pod_annotations(ps)[pod_annotation] == "unconfined"
-	msg := concat("", ["pod annotation ", pod_annotation, " is unconfined"])
-	path := concat("", [ps.meta_path, ".annotations[", pod_annotation, "]"])
-	v := data.tribunal.lib.kubernetes.violation(msg, "high", controls, {"path": path, "annotation": pod_annotation})
-}
-
-violations contains v if {
-	some ps in k8s.pod_specs
-	some key, value in data.tribunal.lib.kubernetes.pod_annotations(ps)
-	startswith(key, container_annotation_prefix)
+	some ps in data.tribunal.lib.kubernetes.pod_specs
+	some key, value in ps.annotations
 	value == "unconfined"
-	cname := trim_prefix(key, container_annotation_prefix)
-	msg := concat("", [data.tribunal.lib.kubernetes.annotation_container_ref(ps, cname), " seccomp annotation is unconfined"])
-	v := data.tribunal.lib.kubernetes.annotation_violation(ps, key, cname, msg, "high", controls)
+	contains(key, "seccomp.security.alpha.kubernetes.io/")
+	v := data.tribunal.lib.kubernetes.seccomp_annotation_violation(ps, key, ["pss-baseline:seccomp", "cis-k8s:5.7.2", "nsa-cisa:pod-security:seccomp"])
 }

@@ -12,29 +12,24 @@ package tribunal.admission.sysctls
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-baseline:sysctls", "cis-k8s:5.7.3"]
-
-safe_sysctls := {
-	"kernel.shm_rmid_forced",
-	"net.ipv4.ip_local_port_range",
-	"net.ipv4.ip_unprivileged_port_start",
-	"net.ipv4.tcp_syncookies",
-	"net.ipv4.ping_group_range",
-	"net.ipv4.ip_local_reserved_ports",
-	"net.ipv4.tcp_keepalive_time",
-	"net.ipv4.tcp_fin_timeout",
-	"net.ipv4.tcp_keepalive_intvl",
-	"net.ipv4.tcp_keepalive_probes",
-}
-
 violations contains v if {
-	some ps in k8s.pod_specs
-	some i, sysctl in data.tribunal.lib.kubernetes.array_of(object.get(data.tribunal.lib.kubernetes.pod_security_context(ps.spec), "sysctls", []))
+	some ps in data.tribunal.lib.kubernetes.pod_specs
+	sysctls := object.get(ps.spec, ["securityContext", "sysctls"], [])
+	some i, sysctl in object.get({"array": sysctls}, type_name(sysctls), [])
 	is_object(sysctl)
 	name := object.get(sysctl, "name", "")
-	not safe_sysctls[name]
+	not name in {
+		"kernel.shm_rmid_forced",
+		"net.ipv4.ip_local_port_range",
+		"net.ipv4.ip_unprivileged_port_start",
+		"net.ipv4.tcp_syncookies",
+		"net.ipv4.ping_group_range",
+		"net.ipv4.ip_local_reserved_ports",
+		"net.ipv4.tcp_keepalive_time",
+		"net.ipv4.tcp_fin_timeout",
+		"net.ipv4.tcp_keepalive_intvl",
+		"net.ipv4.tcp_keepalive_probes",
+	}
 	msg := concat("", ["pod sets unsafe sysctl ", data.tribunal.lib.kubernetes.text(name)])
-	v := data.tribunal.lib.kubernetes.pod_violation(ps, concat("", ["securityContext.sysctls[", format_int(i, 10), "]"]), msg, "high", controls, {"sysctl": name})
+	v := data.tribunal.lib.kubernetes.pod_violation(ps, concat("", ["securityContext.sysctls[", format_int(i, 10), "]"]), msg, "high", ["pss-baseline:sysctls", "cis-k8s:5.7.3"], {"sysctl": name})
 }

@@ -12,25 +12,21 @@ package tribunal.admission.trusted_registries
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["cis-k8s:5.5.1", "nsa-cisa:supply-chain:trusted-registries"]
-
-default trusted := []
-
-# Read by path: rego-cpp sees object.get(data, ...) as recursion.
-trusted := data.tribunal.config.trusted_registries if is_array(data.tribunal.config.trusted_registries)
-
-is_trusted(image) if {
-	some entry in trusted
-	data.tribunal.lib.kubernetes.image_matches_prefix(image, entry)
-}
-
+# Read by path: rego-cpp sees object.get(data, ...) as recursion. An empty or absent list trusts every
+# registry. Containers are looked at first: reading data costs more than that check.
 violations contains v if {
+	data.tribunal.lib.kubernetes.containers[0]
+	trusted := data.tribunal.config.trusted_registries
+	is_array(trusted)
 	count(trusted) > 0
-	some c in k8s.containers
-	not is_trusted(c.image)
-	ref := data.tribunal.lib.kubernetes.image_reference(c.image)
-	msg := concat("", [data.tribunal.lib.kubernetes.container_ref(c), " image '", c.image, "' (", ref, ") is not from a trusted registry"])
-	v := data.tribunal.lib.kubernetes.container_violation(c, msg, "high", controls, {"reference": ref, "registry": data.tribunal.lib.kubernetes.image_registry(c.image)})
+	some c in data.tribunal.lib.kubernetes.containers
+	image := c.image
+	not data.tribunal.lib.kubernetes.image_matches_any(image, trusted)
+	ref := data.tribunal.lib.kubernetes.image_reference(image)
+	v := {
+		"msg": concat("", [c.ref, " image '", image, "' (", ref, ") is not from a trusted registry"]),
+		"severity": "high",
+		"controls": ["cis-k8s:5.5.1", "nsa-cisa:supply-chain:trusted-registries"],
+		"details": {"container": c.name, "image": c.image, "path": c.path, "reference": ref, "registry": data.tribunal.lib.kubernetes.image_registry(image)},
+	}
 }

@@ -12,21 +12,15 @@ package tribunal.admission.volume_types
 
 import rego.v1
 
-import data.tribunal.lib.kubernetes as k8s
-
-controls := ["pss-restricted:volume-types", "nsa-cisa:pod-security:host-filesystem"]
-
-allowed_types := {
-	"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
-	"persistentVolumeClaim", "projected", "secret",
-}
-
 violations contains v if {
-	some vol in k8s.volumes
+	some vol in data.tribunal.lib.kubernetes.volumes
 	some vtype, source in vol.volume
 	vtype != "name"
 	source != null
-	not allowed_types[vtype]
-	msg := concat("", ["volume ", vol.name, " uses type ", vtype])
-	v := data.tribunal.lib.kubernetes.violation(msg, "medium", controls, {"path": vol.path, "volume": vol.name, "type": vtype})
+	not vtype in {
+		"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+		"persistentVolumeClaim", "projected", "secret",
+	}
+	msg := concat("", ["volume ", data.tribunal.lib.kubernetes.volume_name(vol), " uses type ", vtype])
+	v := data.tribunal.lib.kubernetes.volume_violation(vol, msg, "medium", ["pss-restricted:volume-types", "nsa-cisa:pod-security:host-filesystem"], {"type": vtype})
 }

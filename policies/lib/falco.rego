@@ -39,6 +39,21 @@
 #     has a body: such comprehensions get a rule of their own.
 #   - regorus cannot call a function through an import alias (rules are fine): policies call
 #     these functions by their full path, data.tribunal.lib.falco.f(x).
+#
+#   Speed (regorus, the default engine, judges every alert with one query over every policy):
+#   - Policies read these rules by their full path, data.tribunal.lib.falco.x, never through an
+#     import alias: regorus evaluates the whole aliased package (every rule in it) on first use.
+#   - Policies define nothing but `controls` and `violations`: the judge reads each policy
+#     package as a whole, so every other rule there would be evaluated for every alert. What a
+#     message needs (actor, where, severity floors, details) is a rule here, evaluated lazily and
+#     once per query; each policy body starts with its category test and stops at once.
+#   - Rules are cached per query, functions are not: the hot path uses rules and builtins
+#     (object.get over `string_fields`), not helper functions. The functions (field, severity_of,
+#     details, ...) stay for tests and custom policies.
+#   - The rule-name categories test only the patterns indexed under the 5 characters around each
+#     space of the rule name (`rule_pattern_index`) instead of scanning ~40 patterns: a pattern
+#     occurs in the name only if its own characters around its first space occur around one of
+#     the name's spaces. No regex or glob: regorus compiles those on every call.
 package tribunal.lib.falco
 
 import rego.v1
@@ -70,20 +85,71 @@ alert := a if {
 
 fields := object_of(object.get(alert, "output_fields", {}))
 
-rule := string_of(object.get(alert, "rule", ""))
+# The output fields the policies read that have a value as a non-empty string (numbers
+# formatted): what field_string returns for them, in one pass (object.filter first: alerts carry
+# up to ~50 fields). object.get(string_fields, name, "") is field_string(name), and nested
+# object.get defaults give "the first non-empty of these fields". Reads input directly: every
+# rule in between costs regorus several microseconds.
+default string_fields := {}
+
+string_fields := object.union(strings, numbers) if {
+	event := input.event
+	is_object(event)
+	all_fields := event.output_fields
+	is_object(all_fields)
+	read := object.filter(all_fields, [
+		"container.id", "container.name", "container.image.repository", "container.image.tag",
+		"container.image", "k8s.ns.name", "ka.target.namespace", "k8s.pod.name", "proc.name",
+		"proc.cmdline", "proc.pname", "proc.exepath", "user.name", "evt.type", "evt.arg.flags",
+		"fd.name", "fs.path.name", "fd.filename", "fd.rip", "fd.rport", "fd.l4proto",
+		"ka.uri.param[command]",
+	])
+	strings := {k: v |
+		some k
+		v := read[k]
+		is_string(v)
+		v != ""
+	}
+	numbers := {k: v |
+		some k
+		x := read[k]
+		is_number(x)
+		v := sprintf("%v", [x])
+	}
+}
+
+# The alert's own string attributes (shown in details), when non-empty.
+default alert_strings := {}
+
+alert_strings := found if {
+	event := input.event
+	is_object(event)
+	found := {key: v |
+		some key in ["rule", "priority", "source", "hostname", "time", "output"]
+		v := event[key]
+		is_string(v)
+		v != ""
+	}
+}
+
+rule := object.get(alert_strings, "rule", "")
 
 rule_lower := lower(rule)
 
-source := string_of(object.get(alert, "source", ""))
+source := object.get(alert_strings, "source", "")
 
-hostname := string_of(object.get(alert, "hostname", ""))
+hostname := object.get(alert_strings, "hostname", "")
 
-priority := string_of(object.get(alert, "priority", ""))
+priority := object.get(alert_strings, "priority", "")
 
 priority_lower := lower(priority)
 
 tags contains lower(t) if {
-	some t in array_of(object.get(alert, "tags", []))
+	event := input.event
+	is_object(event)
+	all_tags := event.tags
+	is_array(all_tags)
+	some t in all_tags
 	is_string(t)
 }
 
@@ -132,19 +198,20 @@ priority_severity := {
 	"debug": "info",
 }
 
-severity_of(p) := s if {
-	s := priority_severity[lower(p)]
-} else := "info"
+severity_of(p) := object.get(priority_severity, lower(p), "info")
 
 # Rank of a priority; unknown priorities rank as informational.
-rank_of(p) := r if {
-	r := priority_rank[lower(p)]
-} else := 1
+rank_of(p) := object.get(priority_rank, lower(p), 1)
 
 # The alert's priority is at least `minimum` (e.g. "warning").
-priority_at_least(minimum) if rank_of(priority) >= priority_rank[minimum]
+priority_at_least(minimum) if object.get(priority_rank, priority_lower, 1) >= priority_rank[minimum]
 
-severity := severity_of(priority)
+# priority_at_least("warning"), as a rule (cached).
+priority_warning_or_above if {
+	lower(object.get(alert_strings, "priority", "")) in {"emergency", "alert", "critical", "error", "warning", "warn"}
+}
+
+severity := object.get(priority_severity, priority_lower, "info")
 
 severity_rank := {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
@@ -156,10 +223,22 @@ max_severity(a, b) := a if {
 # The alert's severity, raised to at least `floor`.
 severity_at_least(floor) := max_severity(severity, floor)
 
+# severity_at_least("high") and severity_at_least("medium"), as rules (cached).
+# (Straight from the priority: emergency/alert/critical -> critical, error -> high.)
+severity_at_least_high := object.get(
+	{"emergency": "critical", "alert": "critical", "critical": "critical"},
+	lower(object.get(alert_strings, "priority", "")), "high",
+)
+
+severity_at_least_medium := object.get(
+	{"emergency": "critical", "alert": "critical", "critical": "critical", "error": "high"},
+	lower(object.get(alert_strings, "priority", "")), "medium",
+)
+
 # ---------------------------------------------------------------------------------------------
 # Container, Kubernetes, process, file
 
-container_id := field_string("container.id")
+container_id := object.get(string_fields, "container.id", "")
 
 # The alert comes from a container (not the host, not a non-syscall source).
 in_container if {
@@ -167,53 +246,36 @@ in_container if {
 	container_id != "host"
 }
 
-container_name := field_string("container.name")
+container_name := object.get(string_fields, "container.name", "")
 
 # repository:tag, or repository alone, or the older `container.image` field.
 image := concat("", [repo, ":", tag]) if {
-	repo := field_string("container.image.repository")
-	repo != ""
-	tag := field_string("container.image.tag")
-	tag != ""
-} else := repo if {
-	repo := field_string("container.image.repository")
-	repo != ""
-} else := field_string("container.image")
+	repo := string_fields["container.image.repository"]
+	tag := string_fields["container.image.tag"]
+} else := object.get(string_fields, "container.image.repository", object.get(string_fields, "container.image", ""))
 
-namespace := ns if {
-	ns := field_string("k8s.ns.name")
-	ns != ""
-} else := ns if {
-	ns := field_string("ka.target.namespace")
-	ns != ""
-} else := string_of(object.get(input, ["subject", "namespace"], ""))
+namespace := object.get(string_fields, "k8s.ns.name", object.get(
+	string_fields, "ka.target.namespace",
+	string_of(object.get(input, ["subject", "namespace"], "")),
+))
 
-pod := p if {
-	p := field_string("k8s.pod.name")
-	p != ""
-} else := string_of(object.get(input, ["subject", "pod"], ""))
+pod := object.get(string_fields, "k8s.pod.name", string_of(object.get(input, ["subject", "pod"], "")))
 
-process := field_string("proc.name")
+process := object.get(string_fields, "proc.name", "")
 
-cmdline := field_string("proc.cmdline")
+cmdline := object.get(string_fields, "proc.cmdline", "")
 
-parent := field_string("proc.pname")
+parent := object.get(string_fields, "proc.pname", "")
 
-exepath := field_string("proc.exepath")
+exepath := object.get(string_fields, "proc.exepath", "")
 
-user := field_string("user.name")
+user := object.get(string_fields, "user.name", "")
 
-event_type := field_string("evt.type")
+event_type := object.get(string_fields, "evt.type", "")
 
-file := f if {
-	f := field_string("fd.name")
-	f != ""
-} else := f if {
-	f := field_string("fs.path.name")
-	f != ""
-} else := field_string("fd.filename")
+file := object.get(string_fields, "fd.name", object.get(string_fields, "fs.path.name", object.get(string_fields, "fd.filename", "")))
 
-connection := field_string("fd.name")
+connection := object.get(string_fields, "fd.name", "")
 
 # An interactive terminal is attached (proc.tty is a number, or a numeric string, other than 0).
 has_tty if {
@@ -241,6 +303,9 @@ basename(p) := b if {
 
 is_shell_name(n) if basename(trim_space(n)) in shells
 
+# Rule-name patterns per category (lower case, each with a space that has at least two
+# characters on either side). Matching goes through rule_pattern_index below, which must list
+# exactly these patterns (a test checks it).
 shell_rule_patterns := [
 	"terminal shell",
 	"run shell",
@@ -292,17 +357,68 @@ outbound_rule_patterns := [
 	"redirect stdout/stdin to network",
 ]
 
+# Each pattern under the 5 characters around its first space (2 before, the space, 2 after):
+# a pattern occurs in the rule name only if those 5 characters occur around one of its spaces.
+rule_pattern_index := {
+	"ad se": {"read sensitive file": "read"},
+	"ad ss": {"read ssh information": "read"},
+	"al sh": {"terminal shell": "shell"},
+	"at re": {"netcat remote code execution": "outbound"},
+	"c2 se": {"c2 server": "outbound"},
+	"ct st": {"redirect stdout/stdin to network": "outbound"},
+	"ed co": {"disallowed connection": "outbound", "unexpected connection": "outbound"},
+	"ed di": {"monitored dir": "write"},
+	"ed fi": {"monitored file read": "read"},
+	"ed ne": {"unexpected network": "outbound"},
+	"ed sh": {"spawned shell": "shell"},
+	"ed ss": {"disallowed ssh connection": "outbound"},
+	"ed ud": {"unexpected udp": "outbound"},
+	"fy bi": {"modify binary": "write"},
+	"ll in": {"shell in a container": "shell", "shell in container": "shell"},
+	"ll sp": {"shell spawned": "shell"},
+	"ll un": {"shell untrusted": "shell"},
+	"nd an": {"command and control": "outbound"},
+	"nd co": {"outbound connection": "outbound"},
+	"nd tr": {"outbound traffic": "outbound"},
+	"ng po": {"mining pool": "outbound"},
+	"on to": {"connection to miner": "outbound"},
+	"ow bi": {"below binary dir": "write"},
+	"ow de": {"below dev": "write"},
+	"ow et": {"below etc": "write"},
+	"ow fi": {"shadow file": "read"},
+	"ow ro": {"below root": "write"},
+	"pm da": {"rpm database": "write"},
+	"rk co": {"network connection to": "outbound"},
+	"ry di": {"binary dirs": "write"},
+	"se sh": {"reverse shell": "shell"},
+	"te be": {"write below": "write"},
+	"te bi": {"write binary": "write"},
+	"un sh": {"run shell": "shell"},
+	"ve di": {"sensitive dir": "write"},
+	"ve fi": {"sensitive file": "read"},
+	"ve sh": {"interactive shell": "shell"},
+}
+
+# The rule name contains one of the patterns (slow reference form: tests and custom policies).
 rule_matches(patterns) if {
 	some p in patterns
 	contains(rule_lower, p)
 }
 
 # Categories matched on the rule name (plus a few tags that name the behaviour).
-named_categories contains "shell" if rule_matches(shell_rule_patterns)
+named_categories contains category if {
+	spaces := indexof_n(rule_lower, " ")
+	count(spaces) > 0
+	index := rule_pattern_index
+	some i in spaces
+	i > 1
+	some pattern, category in object.get(index, substring(rule_lower, i - 2, 5), {})
+	contains(rule_lower, pattern)
+}
 
 named_categories contains "shell" if {
 	"shell" in tags
-	in_container
+	not object.get(string_fields, "container.id", "") in {"", "host"}
 	not contains(rule_lower, "config")
 	not contains(rule_lower, "history")
 }
@@ -311,14 +427,8 @@ named_categories contains "shell" if {
 named_categories contains "shell" if {
 	contains(rule_lower, "exec")
 	contains(rule_lower, "pod")
-	is_shell_name(field_string("ka.uri.param[command]"))
+	is_shell_name(object.get(string_fields, "ka.uri.param[command]", ""))
 }
-
-named_categories contains "write" if rule_matches(write_rule_patterns)
-
-named_categories contains "read" if rule_matches(read_rule_patterns)
-
-named_categories contains "outbound" if rule_matches(outbound_rule_patterns)
 
 named_categories contains "outbound" if {
 	"c2" in tags
@@ -339,22 +449,16 @@ sensitive_file_prefixes := ["/etc/sudoers.d/", "/etc/pam.d/", "/root/.ssh/", "/e
 
 is_sensitive_file(f) if f in sensitive_files
 
-is_sensitive_file(f) if {
-	some p in sensitive_file_prefixes
-	startswith(f, p)
-}
+is_sensitive_file(f) if strings.any_prefix_match(f, sensitive_file_prefixes)
 
 is_sensitive_file(f) if contains(f, "/.ssh/id_")
 
-under_sensitive_dir(f) if {
-	some d in sensitive_write_dirs
-	startswith(f, d)
-}
+under_sensitive_dir(f) if strings.any_prefix_match(f, sensitive_write_dirs)
 
 write_flags := ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"]
 
 opened_for_write if {
-	flags := field_string("evt.arg.flags")
+	flags := string_fields["evt.arg.flags"]
 	some w in write_flags
 	contains(flags, w)
 }
@@ -362,38 +466,70 @@ opened_for_write if {
 open_types := {"open", "openat", "openat2", "open_by_handle_at"}
 
 # Field-based categories, used only when the rule name claims none (renamed or custom rules).
+# Cheapest test first in each.
 field_categories contains "shell" if {
-	in_container
-	is_shell_name(process)
+	not object.get(string_fields, "container.id", "") in {"", "host"}
 	has_tty
+	is_shell_name(object.get(string_fields, "proc.name", ""))
 }
 
 field_categories contains "write" if {
-	under_sensitive_dir(file)
 	opened_for_write
+	under_sensitive_dir(file)
 }
 
 field_categories contains "read" if {
+	object.get(string_fields, "evt.type", "") in open_types
 	is_sensitive_file(file)
-	event_type in open_types
 	not opened_for_write
 }
 
 field_categories contains "outbound" if {
-	event_type in {"connect", "sendto", "sendmsg"}
+	object.get(string_fields, "evt.type", "") in {"connect", "sendto", "sendmsg"}
 	"network" in tags
-	priority_at_least("warning")
+	priority_warning_or_above
 }
 
 categories := named_categories if {
 	count(named_categories) > 0
 } else := field_categories
 
+# No named runtime policy claims the alert (the catch-all's case).
+unclaimed if count(categories) == 0
+
 # Falco's own operational events (metrics snapshots, event drops) rather than detections. No
 # policy exempts them: the catch-all treats them like any alert (only Warning and above count).
 internal if source == "internal"
 
 internal if startswith(rule_lower, "falco internal")
+
+# ---------------------------------------------------------------------------------------------
+# Message parts shared by the policies
+
+# "Process 'cat'", "Command 'cat /etc/shadow'" or "A process"
+actor := concat("", ["Process '", string_fields["proc.name"], "'"]) if {
+	string_fields["proc.name"]
+} else := concat("", ["Command '", string_fields["proc.cmdline"], "'"]) if {
+	string_fields["proc.cmdline"]
+} else := "A process"
+
+# The file, or "(file not reported)"
+file_label := object.get(string_fields, "fd.name", object.get(
+	string_fields, "fs.path.name",
+	object.get(string_fields, "fd.filename", "(file not reported)"),
+))
+
+# The rule name, or "(unnamed rule)"
+rule_label := rule if {
+	rule != ""
+} else := "(unnamed rule)"
+
+# ": process 'cat'", ": <cmdline>" or ""
+process_suffix := concat("", [": process '", process, "'"]) if {
+	process != ""
+} else := concat("", [": ", cmdline]) if {
+	cmdline != ""
+} else := ""
 
 # ---------------------------------------------------------------------------------------------
 # Details
@@ -410,6 +546,37 @@ details(extra) := {k: v |
 empty_value(v) if v == ""
 
 empty_value(v) if v == null
+
+# base_details without its empty values: what the policies merge their own (non-empty) details
+# into, as details(extra) would (their keys are not base_details keys). Built from the non-empty
+# strings directly rather than by filtering base_details (fewer rules to evaluate).
+compact_details := object.union(object.union(alert_strings, from_fields), located) if {
+	from_fields := {key: v |
+		some name
+		v := string_fields[name]
+		key := field_detail_keys[name]
+	}
+	sorted := sort([t |
+		some t in tags
+	])
+	candidates := {"image": image, "namespace": namespace, "pod": pod, "tags": sorted}
+	located := {key: v |
+		some key
+		v := candidates[key]
+		v != ""
+		v != []
+	}
+}
+
+# details key of each output field that base_details shows as it is
+field_detail_keys := {
+	"container.id": "container_id",
+	"container.name": "container_name",
+	"proc.name": "process",
+	"proc.cmdline": "cmdline",
+	"proc.pname": "parent",
+	"user.name": "user",
+}
 
 base_details := {
 	"rule": rule,
@@ -441,29 +608,61 @@ tag_list := sorted_tags if {
 
 # "container 1234 (image alpine:3.19, pod default/alpine)", "the host", "pod ns/name" (k8s_audit
 # and plugin sources), or "unknown location"
-where := concat("", ["container ", container_id, where_suffix]) if {
-	in_container
+where := concat("", ["container ", cid, " (", concat(", ", parts), ")"]) if {
+	cid := object.get(string_fields, "container.id", "")
+	not cid in {"", "host"}
+	parts := where_parts
+	count(parts) > 0
+} else := concat("", ["container ", cid]) if {
+	cid := object.get(string_fields, "container.id", "")
+	not cid in {"", "host"}
 } else := "the host" if {
-	container_id == "host"
+	string_fields["container.id"] == "host"
 } else := concat("", ["pod ", pod_ref]) if {
 	pod != ""
 } else := "unknown location"
 
-where_suffix := concat("", [" (", concat(", ", where_parts), ")"]) if {
-	count(where_parts) > 0
-} else := ""
-
-where_parts := array.concat(image_part, pod_part)
+# "image X" when the image is known, "pod ns/name" when the pod is
+where_parts := [part |
+	some x in [["image ", image, image], ["pod ", pod_ref, pod]]
+	x[2] != ""
+	part := concat("", [x[0], x[1]])
+]
 
 # namespace/pod, or the pod alone when the namespace is unknown
 pod_ref := concat("/", [namespace, pod]) if {
 	namespace != ""
 } else := pod
 
-image_part := [concat("", ["image ", image])] if {
-	image != ""
-} else := []
+# ---------------------------------------------------------------------------------------------
+# Parts of single policies (rules here rather than in the policy package: see "Speed" above)
 
-pod_part := [concat("", ["pod ", pod_ref])] if {
-	pod != ""
-} else := []
+# shell_in_container: the command of a kubectl exec (k8s_audit)
+exec_command := object.get(string_fields, "ka.uri.param[command]", "")
+
+# shell_in_container: the process, else the exec command, else "shell"
+shell := object.get(string_fields, "proc.name", object.get(string_fields, "ka.uri.param[command]", "shell"))
+
+# unexpected_outbound_connection: known command-and-control destinations are worse than an
+# unlisted one (severity at least high, else at least medium).
+c2 if contains(rule_lower, "c2")
+
+c2 if "c2" in tags
+
+c2 if contains(rule_lower, "command and control")
+
+outbound_severity := severity_at_least_high if {
+	c2
+} else := severity_at_least_medium
+
+# unexpected_outbound_connection: fd.rip:fd.rport when reported, else the remote side of fd.name
+# ("a:1->b:2"), else fd.name.
+destination := concat("", [rip, ":", object.get(string_fields, "fd.rport", "")]) if {
+	rip := string_fields["fd.rip"]
+} else := d if {
+	parts := split(connection, "->")
+	count(parts) == 2
+	d := parts[1]
+} else := connection if {
+	connection != ""
+} else := "(destination not reported)"

@@ -110,3 +110,49 @@ test_where_names_container_image_and_pod if {
 	})
 	w == "container abc (image alpine, pod default/p)"
 }
+
+# rule_pattern_index lists exactly the four pattern lists, each pattern under the 5 characters
+# around its first space and with its category.
+test_rule_pattern_index_matches_pattern_lists if {
+	by_category := {
+		"shell": shell_rule_patterns,
+		"write": write_rule_patterns,
+		"read": read_rule_patterns,
+		"outbound": outbound_rule_patterns,
+	}
+	expected := {[gram, pattern, category] |
+		some category in object.keys(by_category)
+		some pattern in by_category[category]
+		i := indexof(pattern, " ")
+		i > 1
+		gram := substring(pattern, i - 2, 5)
+	}
+	indexed := {[g, p, c] |
+		some g in object.keys(rule_pattern_index)
+		some p in object.keys(rule_pattern_index[g])
+		c := rule_pattern_index[g][p]
+	}
+	indexed == expected
+	count(expected) == (((count(shell_rule_patterns) + count(write_rule_patterns)) + count(read_rule_patterns)) + count(outbound_rule_patterns))
+}
+
+# The indexed match agrees with a plain scan of the patterns.
+test_named_categories_agree_with_pattern_scan if {
+	names := [
+		"Terminal shell in container", "Unexpected outbound connection destination", "Write below etc",
+		"Read sensitive file trusted after startup", "Outbound Connection to C2 Servers",
+		"Redirect STDOUT/STDIN to Network Connection in Container", "GCP WAF rule modified or deleted",
+		"Launch Suspicious Network Tool in Container", "x", "", "  shell  ", "Spawned shell with netcat",
+	]
+	every name in names {
+		scanned := {c |
+			some c, patterns in {
+				"shell": shell_rule_patterns, "write": write_rule_patterns,
+				"read": read_rule_patterns, "outbound": outbound_rule_patterns,
+			}
+			some p in patterns
+			contains(lower(name), p)
+		}
+		named_categories == scanned with input as {"event": {"rule": name}}
+	}
+}

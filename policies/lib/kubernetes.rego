@@ -33,18 +33,37 @@
 #   A violation's `controls` are the ones that reason breaks (host_namespaces names only the CIS
 #   number of the namespace it found); the METADATA `controls` of a policy list them all.
 #
-#   Engine notes: regorus errors on iterating null, so every iteration goes through array_of /
-#   object_of; rego-cpp rejects one-line `[x | a; b]` comprehensions, so none are used; regorus
-#   cannot call a function through an import alias (`k8s.f(x)` fails: "could not find function"),
-#   so policies call functions by full path and use the alias for rules only; rego-cpp's sprintf
-#   wraps some string arguments in quotes (strings built by the caller and passed into a function
-#   that formats them), so messages and paths are built with concat and text(), never sprintf("%s").
+#   Engine notes: regorus errors on iterating null and on object.get of a non-object, so every
+#   iteration is guarded (is_array / is_object, or the type_name lookup below); rego-cpp rejects
+#   one-line `[x | a; b]` comprehensions and `some k, v in` inside a comprehension, so neither is
+#   used; regorus cannot call a function through an import alias (`k8s.f(x)` fails: "could not
+#   find function"), so policies call functions by full path; rego-cpp's sprintf wraps some string
+#   arguments in quotes, so messages and paths are built with concat and text(), never sprintf("%s").
+#
+#   Performance notes (regorus, the default engine; measured: the judge evaluates every policy on
+#   every review, so what follows holds for each of them):
+#   - Every rule and function of a policy package costs on each query, and each extra body of
+#     `violations` costs ~1.5-2.5 us: policy packages hold `violations` only, in as few bodies as
+#     is natural; constants (controls, allowed sets) are literals in the bodies, built when reached.
+#   - A user function call costs ~1 us plus its body (an `else` chain more); the hot path (per pod
+#     spec, per container) uses builtins and plain refs only: `c.container.securityContext.x == v`
+#     (a ref through null or a non-object is undefined, never an error), object.get with a path
+#     and a default, `x in {literal set}`, and for array_of / object_of / string_of
+#       object.get({"array": x}, type_name(x), [])   x when it is an array, else []
+#     Policies build container violations as literals (no builder call); other builders are
+#     functions called only when a violation is found.
+#   - Indexing an object literal by a variable (`{"a": 1}[k]`) is slow on regorus and finds
+#     nothing on rego-cpp: use object.get(literal, k, default) or a list. rego-cpp also fails on
+#     object.get with an array index out of range in the path: index arrays directly (`a[1]`).
+#   - Rules are evaluated once per query, functions on every call: pod_specs and containers are
+#     rules that compute, once, what violations need (name, image, path, ref); each rule
+#     evaluated costs a few us more than the builtins it holds, so there are few of them.
 package tribunal.lib.kubernetes
 
 import rego.v1
 
 # ---------------------------------------------------------------------------------------------
-# Generic guards
+# Generic guards (not for the hot path: see the performance notes)
 
 array_of(x) := x if {
 	is_array(x)
@@ -64,7 +83,7 @@ string_of(x) := x if {
 } else := ""
 
 # ---------------------------------------------------------------------------------------------
-# The admitted object
+# The admitted object (pod_specs reads input directly; these are for other callers)
 
 default admitted := {}
 
@@ -81,49 +100,44 @@ admitted_kind := k if {
 	is_string(k)
 } else := ""
 
-template_kinds := {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"}
-
-# pod_specs: one record per pod spec of the admitted object:
-#   spec       the pod spec object
-#   path       its path in the object ("spec", "spec.template.spec", ...)
-#   meta       the pod metadata (Pod: metadata; templates: template.metadata), {} when absent
-#   meta_path  the path of that metadata
-pod_specs contains {"spec": s, "path": "spec", "meta": object_of(admitted.metadata), "meta_path": "metadata"} if {
-	admitted_kind == "Pod"
-	s := admitted.spec
-	is_object(s)
-}
-
-pod_specs contains rec if {
-	template_kinds[admitted_kind]
-	template := admitted.spec.template
-	is_object(template)
-	s := template.spec
-	is_object(s)
+# pod_specs: one record per pod spec of the admitted object (an array: at most one today):
+#   spec         the pod spec object
+#   path         its path in the object ("spec", "spec.template.spec", ...)
+#   meta_path    the path of the pod metadata (Pod: metadata; templates: template.metadata)
+#   annotations  the pod metadata annotations, {} when none
+#   windows      true for a Windows pod (spec.os.name == windows: exempt from some restricted checks)
+# One rule reading input directly (the kind as admitted_kind gives it, short of a non-string
+# object kind): each rule evaluated costs more than the builtins here.
+pod_specs := [rec |
+	obj := input.event.request.object
+	is_object(obj)
+	k := object.get(obj, "kind", null)
+	kind := object.get({"string": k}, type_name(k), object.get(input, ["event", "request", "kind", "kind"], ""))
+	# Where the pod template sits: its spec is <prefix>.spec, its metadata <prefix>.metadata (a Pod is
+	# its own template). Inline, not a table rule: a literal here costs less than evaluating a rule.
+	some layout in [
+		[[], {"Pod"}],
+		[["spec", "template"], {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"}],
+		[["spec", "jobTemplate", "spec", "template"], {"CronJob"}],
+	]
+	kind in layout[1]
+	prefix := layout[0]
+	spec_path := array.concat(prefix, ["spec"])
+	spec := object.get(obj, spec_path, null)
+	is_object(spec)
+	meta_path := array.concat(prefix, ["metadata"])
+	anns := object.get(obj, array.concat(meta_path, ["annotations"]), {})
 	rec := {
-		"spec": s,
-		"path": "spec.template.spec",
-		"meta": object_of(object.get(template, "metadata", {})),
-		"meta_path": "spec.template.metadata",
+		"spec": spec,
+		"path": concat(".", spec_path),
+		"meta_path": concat(".", meta_path),
+		"annotations": object.get({"object": anns}, type_name(anns), {}),
+		"windows": object.get(spec, ["os", "name"], "") == "windows",
 	}
-}
-
-pod_specs contains rec if {
-	admitted_kind == "CronJob"
-	template := admitted.spec.jobTemplate.spec.template
-	is_object(template)
-	s := template.spec
-	is_object(s)
-	rec := {
-		"spec": s,
-		"path": "spec.jobTemplate.spec.template.spec",
-		"meta": object_of(object.get(template, "metadata", {})),
-		"meta_path": "spec.jobTemplate.spec.template.metadata",
-	}
-}
+]
 
 # Pod metadata annotations of a pod spec record ({} when none).
-pod_annotations(ps) := object_of(object.get(ps.meta, "annotations", {}))
+pod_annotations(ps) := ps.annotations
 
 # Pod-level security context of a pod spec ({} when none).
 pod_security_context(spec) := object_of(object.get(spec, "securityContext", {}))
@@ -137,48 +151,58 @@ is_windows(spec) if object.get(spec, ["os", "name"], "") == "windows"
 container_fields := ["containers", "initContainers", "ephemeralContainers"]
 
 # containers: one record per container of every pod spec:
-#   container  the container object
-#   name, image
+#   container  the container object (read settings with object.get(c.container, [path...], default))
 #   field      "containers" | "initContainers" | "ephemeralContainers"
-#   path       e.g. "spec.template.spec.containers[0]"
 #   pod        the pod spec record it belongs to (see pod_specs)
-#   sc         the container security context ({} when none)
-#   pod_sc     the pod security context ({} when none)
-containers contains rec if {
+#   name       its name ("" when none)
+#   image      its image ("" when none)
+#   path       e.g. "spec.template.spec.containers[0]"
+#   ref        how messages name it, e.g. "containers/nginx"
+# Built with builtins only, once per query: a container typically has several violations, and
+# computing these per violation through helper functions cost more than computing them here.
+# (rego-cpp rejects `some i, x in` inside a comprehension, hence the index form.)
+containers := [rec |
 	some ps in pod_specs
-	some field in container_fields
-	some i, ctr in array_of(object.get(ps.spec, field, []))
+	some field in ["containers", "initContainers", "ephemeralContainers"]
+	ctrs := ps.spec[field]
+	is_array(ctrs)
+	some i
+	ctr := ctrs[i]
 	is_object(ctr)
+	n := object.get(ctr, "name", "")
+	name := object.get({"string": n}, type_name(n), "")
+	img := object.get(ctr, "image", "")
 	rec := {
 		"container": ctr,
-		"name": string_of(object.get(ctr, "name", "")),
-		"image": string_of(object.get(ctr, "image", "")),
 		"field": field,
+		"pod": ps,
+		"name": name,
+		"image": object.get({"string": img}, type_name(img), ""),
 		"path": concat("", [ps.path, ".", field, "[", format_int(i, 10), "]"]),
-		"pod": ps,
-		"sc": security_context(ctr),
-		"pod_sc": pod_security_context(ps.spec),
+		"ref": concat("/", [field, name]),
 	}
-}
+]
 
-# volumes: one record per volume of every pod spec: {volume, name, path, pod}.
-volumes contains rec if {
+# volumes: one record per volume of every pod spec: {volume, index, pod}; see volume_name, volume_path.
+volumes := [rec |
 	some ps in pod_specs
-	some i, vol in array_of(object.get(ps.spec, "volumes", []))
+	vols := ps.spec.volumes
+	is_array(vols)
+	some i
+	vol := vols[i]
 	is_object(vol)
-	rec := {
-		"volume": vol,
-		"name": string_of(object.get(vol, "name", "")),
-		"path": concat("", [ps.path, ".volumes[", format_int(i, 10), "]"]),
-		"pod": ps,
-	}
-}
+	rec := {"volume": vol, "index": i, "pod": ps}
+]
 
-# "containers/nginx": how messages name a container.
-container_ref(c) := concat("/", [c.field, c.name])
+container_ref(c) := c.ref
+
+volume_name(vol) := string_of(object.get(vol.volume, "name", ""))
+
+# e.g. "spec.volumes[0]"
+volume_path(vol) := concat("", [vol.pod.path, ".volumes[", format_int(vol.index, 10), "]"])
 
 # The image of the container called `name` in a pod spec record ("" when there is none).
-container_image(ps, name) := img if {
+named_container_image(ps, name) := img if {
 	some field in container_fields
 	some ctr in array_of(object.get(ps.spec, field, []))
 	is_object(ctr)
@@ -196,18 +220,29 @@ violation(msg, severity, controls, details) := {
 	"details": details,
 }
 
-container_violation(c, msg, severity, controls, extra) := violation(
-	msg,
-	severity,
-	controls,
-	object.union({"container": c.name, "image": c.image, "path": c.path}, extra),
-)
+# A violation of container record c; its message is the container ref followed by `suffix`.
+# (The admission policies write this literal out instead of calling it: see the notes above.)
+container_violation(c, suffix, severity, controls, extra) := {
+	"msg": concat("", [c.ref, suffix]),
+	"severity": severity,
+	"controls": controls,
+	"details": object.union({"container": c.name, "image": c.image, "path": c.path}, extra),
+}
 
-pod_violation(ps, field, msg, severity, controls, extra) := violation(
+# A violation of pod spec record ps about its `field` (e.g. "hostPID").
+pod_violation(ps, field, msg, severity, controls, extra) := {
+	"msg": msg,
+	"severity": severity,
+	"controls": controls,
+	"details": object.union({"path": concat(".", [ps.path, field])}, extra),
+}
+
+# A violation of volume record vol.
+volume_violation(vol, msg, severity, controls, extra) := violation(
 	msg,
 	severity,
 	controls,
-	object.union({"path": concat(".", [ps.path, field])}, extra),
+	object.union({"path": volume_path(vol), "volume": volume_name(vol)}, extra),
 )
 
 # Which list of a pod spec record holds the container called `name` ("containers" when none does).
@@ -223,7 +258,7 @@ annotation_container_ref(ps, name) := concat("/", [container_field(ps, name), na
 
 # An annotation naming a container (apparmor, legacy seccomp): container and image when found.
 annotation_violation(ps, key, cname, msg, severity, controls) := violation(msg, severity, controls, d) if {
-	img := container_image(ps, cname)
+	img := named_container_image(ps, cname)
 	img != ""
 	d := {"path": concat("", [ps.meta_path, ".annotations[", key, "]"]), "annotation": key, "container": cname, "image": img}
 } else := violation(msg, severity, controls, d) if {
@@ -316,4 +351,38 @@ image_matches_prefix(image, entry) if {
 image_matches_prefix(image, entry) if {
 	is_string(entry)
 	entry == image_reference(image)
+}
+
+# Some entry of `entries` (see image_matches_prefix) covers the image.
+image_matches_any(image, entries) if {
+	some entry in entries
+	image_matches_prefix(image, entry)
+}
+
+# What is wrong with an SELinux option, as messages say it: "type x is not allowed", "sets user x".
+selinux_problem(field, value) := concat("", ["type ", text(value), " is not allowed"]) if field == "type"
+
+selinux_problem(field, value) := concat("", ["sets ", field, " ", text(value)]) if field != "type"
+
+# Allowed SELinux option values: the type empty or a container type; user and role unset.
+selinux_allowed("type", value) if value in {"", "container_t", "container_init_t", "container_kvm_t"}
+
+selinux_allowed(field, value) if {
+	field in {"user", "role"}
+	value in {null, ""}
+}
+
+# The violation for a legacy seccomp annotation set to unconfined (seccomp_unconfined): the pod one,
+# or a container one; undefined for any other key.
+seccomp_annotation_violation(ps, key, controls) := violation(
+	"pod annotation seccomp.security.alpha.kubernetes.io/pod is unconfined",
+	"high",
+	controls,
+	{"path": concat("", [ps.meta_path, ".annotations[", key, "]"]), "annotation": key},
+) if key == "seccomp.security.alpha.kubernetes.io/pod"
+
+seccomp_annotation_violation(ps, key, controls) := annotation_violation(ps, key, cname, msg, "high", controls) if {
+	startswith(key, "container.seccomp.security.alpha.kubernetes.io/")
+	cname := trim_prefix(key, "container.seccomp.security.alpha.kubernetes.io/")
+	msg := concat("", [annotation_container_ref(ps, cname), " seccomp annotation is unconfined"])
 }

@@ -50,9 +50,31 @@ test_containers_tolerate_nulls if {
 	cs := containers with input as mock_pod(spec)
 	count(cs) == 1
 	some c in cs
-	c.sc == {}
-	c.pod_sc == {}
+	c.name == "i"
 	c.image == ""
+	c.ref == "initContainers/i"
+	c.path == "spec.initContainers[1]"
+	c.pod.windows == false
+}
+
+test_container_names_and_images_are_strings if {
+	spec := {"os": {"name": "windows"}, "containers": [{"name": 5, "image": null}, {"name": "b"}]}
+	cs := containers with input as mock_pod(spec)
+	[[c.name, c.image, c.ref] | some c in cs] == [["", "", "containers/"], ["b", "", "containers/b"]]
+	every c in cs {
+		c.pod.windows
+	}
+}
+
+test_pod_specs_use_the_request_kind_when_the_object_has_none if {
+	obj := {"spec": {"template": {"spec": {"containers": [{"name": "a"}]}}}}
+	review := object.union(mock_input(obj), {"event": {"request": {"kind": {"kind": "Deployment"}}}})
+	[ps.path | some ps in pod_specs] == ["spec.template.spec"] with input as review
+}
+
+test_pod_specs_annotations_tolerate_nulls if {
+	specs := pod_specs with input as mock_deployment_annotated(null, {"containers": []})
+	[ps.annotations | some ps in specs] == [{}]
 }
 
 test_pod_annotations if {

@@ -55,6 +55,8 @@
 #   - regorus cannot call a function through an import alias (rules are fine): policies call
 #     these functions by their full path, data.tribunal.lib.trivy.f(x).
 #   - Big reports: every rule here is one pass over the findings; nothing is quadratic.
+#   - Policies read these rules by their full path (data.tribunal.lib.trivy.x), never through an
+#     import alias: regorus evaluates the whole aliased package, every rule in it, on first use.
 package tribunal.lib.trivy
 
 import rego.v1
@@ -234,17 +236,28 @@ resource_ref(info) := "" if {
 top_entries := [e |
 	some r in array_of(object.get(doc, "Results", []))
 	is_object(r)
-	e := {"result": r, "resource": no_resource, "image": image}
+	e := {"result": r, "resource": no_resource, "resource_fields": no_resource_fields, "image": image}
 ]
+
+# what with_resource(obj, info) adds, per resource (computed once, not once per finding)
+resource_fields(info) := {
+	"resource": resource_ref(info),
+	"kind": info.kind,
+	"namespace": info.namespace,
+	"name": info.name,
+}
+
+no_resource_fields := {"resource": "", "kind": "", "namespace": "", "name": ""}
 
 resource_entries := [e |
 	some res in array_of(object.get(doc, "Resources", []))
 	is_object(res)
 	img := resource_image(res)
 	info := resource_info(res)
+	fields := resource_fields(info)
 	some r in array_of(object.get(res, "Results", []))
 	is_object(r)
-	e := {"result": r, "resource": info, "image": img}
+	e := {"result": r, "resource": info, "resource_fields": fields, "image": img}
 ]
 
 # The older `trivy k8s` layout: top-level Vulnerabilities / Misconfigurations lists of resources.
@@ -255,9 +268,10 @@ legacy_entries := [e |
 	is_object(res)
 	img := resource_image(res)
 	info := resource_info(res)
+	fields := resource_fields(info)
 	some r in array_of(object.get(res, "Results", []))
 	is_object(r)
-	e := {"result": r, "resource": info, "image": img}
+	e := {"result": r, "resource": info, "resource_fields": fields, "image": img}
 ]
 
 result_entries := array.concat(array.concat(top_entries, resource_entries), legacy_entries)
@@ -302,7 +316,7 @@ json_vulnerabilities := [v |
 	some e in result_entries
 	some x in array_of(object.get(e.result, "Vulnerabilities", []))
 	is_object(x)
-	v := with_resource(
+	v := object.union(
 		{
 			"id": str(x, "VulnerabilityID"),
 			"package": str(x, "PkgName"),
@@ -316,7 +330,7 @@ json_vulnerabilities := [v |
 			"target": str(e.result, "Target"),
 			"image": e.image,
 		},
-		e.resource,
+		e.resource_fields,
 	)
 ]
 
@@ -359,7 +373,7 @@ json_secrets := [s |
 	some e in result_entries
 	some x in array_of(object.get(e.result, "Secrets", []))
 	is_object(x)
-	s := with_resource(
+	s := object.union(
 		{
 			"rule_id": secret_rule_id(x),
 			"category": str(x, "Category"),
@@ -371,7 +385,7 @@ json_secrets := [s |
 			"target": str(e.result, "Target"),
 			"image": e.image,
 		},
-		e.resource,
+		e.resource_fields,
 	)
 ]
 
@@ -417,7 +431,7 @@ json_misconfigurations := [m |
 	some x in array_of(object.get(e.result, "Misconfigurations", []))
 	is_object(x)
 	misconfiguration_failed(x)
-	m := with_resource(
+	m := object.union(
 		{
 			"id": misconfiguration_id(x),
 			"title": str(x, "Title"),
@@ -430,7 +444,7 @@ json_misconfigurations := [m |
 			"type": str(e.result, "Type"),
 			"image": e.image,
 		},
-		e.resource,
+		e.resource_fields,
 	)
 ]
 

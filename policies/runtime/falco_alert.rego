@@ -11,27 +11,20 @@ package tribunal.falco.falco_alert
 
 import rego.v1
 
-import data.tribunal.lib.falco
-
 controls := ["nsa-cisa:threat-detection:runtime-monitoring"]
 
 violations contains v if {
-	data.tribunal.lib.falco.priority_at_least("warning")
-	count(falco.categories) == 0
+	data.tribunal.lib.falco.unclaimed
+	data.tribunal.lib.falco.priority_warning_or_above
+	extra := {"file": data.tribunal.lib.falco.file}
 	v := {
-		"msg": concat("", ["Falco rule '", rule_name, "' (", falco.priority, ") fired in ", falco.where, what]),
-		"severity": falco.severity,
+		"msg": concat("", ["Falco rule '", data.tribunal.lib.falco.rule_label, "' (", data.tribunal.lib.falco.priority, ") fired in ", data.tribunal.lib.falco.where, data.tribunal.lib.falco.process_suffix]),
+		"severity": data.tribunal.lib.falco.severity,
 		"controls": controls,
-		"details": data.tribunal.lib.falco.details({"file": falco.file}),
+		"details": object.union(data.tribunal.lib.falco.compact_details, {k: x |
+			some k
+			x := extra[k]
+			x != ""
+		}),
 	}
 }
-
-rule_name := falco.rule if {
-	falco.rule != ""
-} else := "(unnamed rule)"
-
-what := concat("", [": process '", falco.process, "'"]) if {
-	falco.process != ""
-} else := concat("", [": ", falco.cmdline]) if {
-	falco.cmdline != ""
-} else := ""

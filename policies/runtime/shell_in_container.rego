@@ -11,24 +11,19 @@ package tribunal.falco.shell_in_container
 
 import rego.v1
 
-import data.tribunal.lib.falco
-
 controls := ["nsa-cisa:threat-detection:runtime-monitoring"]
 
 violations contains v if {
-	"shell" in falco.categories
+	"shell" in data.tribunal.lib.falco.categories
+	extra := {"shell": data.tribunal.lib.falco.shell, "exec_command": data.tribunal.lib.falco.exec_command}
 	v := {
-		"msg": concat("", ["Shell '", shell, "' spawned in ", falco.where, " (Falco rule '", falco.rule, "')"]),
-		"severity": data.tribunal.lib.falco.severity_at_least("high"),
+		"msg": concat("", ["Shell '", data.tribunal.lib.falco.shell, "' spawned in ", data.tribunal.lib.falco.where, " (Falco rule '", data.tribunal.lib.falco.rule, "')"]),
+		"severity": data.tribunal.lib.falco.severity_at_least_high,
 		"controls": controls,
-		"details": data.tribunal.lib.falco.details({"shell": shell, "exec_command": exec_command}),
+		"details": object.union(data.tribunal.lib.falco.compact_details, {k: x |
+			some k
+			x := extra[k]
+			x != ""
+		}),
 	}
 }
-
-exec_command := data.tribunal.lib.falco.field_string("ka.uri.param[command]")
-
-shell := falco.process if {
-	falco.process != ""
-} else := exec_command if {
-	exec_command != ""
-} else := "shell"

@@ -11,49 +11,23 @@ package tribunal.falco.unexpected_outbound_connection
 
 import rego.v1
 
-import data.tribunal.lib.falco
-
 controls := ["nsa-cisa:threat-detection:runtime-monitoring", "nsa-cisa:network-separation:network-policies", "cis-k8s:5.3.2"]
 
 violations contains v if {
-	"outbound" in falco.categories
+	"outbound" in data.tribunal.lib.falco.categories
+	extra := {
+		"connection": data.tribunal.lib.falco.connection,
+		"destination": data.tribunal.lib.falco.destination,
+		"protocol": object.get(data.tribunal.lib.falco.string_fields, "fd.l4proto", ""),
+	}
 	v := {
-		"msg": concat("", [actor, " made an unexpected outbound connection to ", destination, " from ", falco.where, " (Falco rule '", falco.rule, "')"]),
-		"severity": data.tribunal.lib.falco.severity_at_least(floor),
+		"msg": concat("", [data.tribunal.lib.falco.actor, " made an unexpected outbound connection to ", data.tribunal.lib.falco.destination, " from ", data.tribunal.lib.falco.where, " (Falco rule '", data.tribunal.lib.falco.rule, "')"]),
+		"severity": data.tribunal.lib.falco.outbound_severity,
 		"controls": controls,
-		"details": data.tribunal.lib.falco.details({
-			"connection": falco.connection,
-			"destination": destination,
-			"protocol": data.tribunal.lib.falco.field_string("fd.l4proto"),
+		"details": object.union(data.tribunal.lib.falco.compact_details, {k: x |
+			some k
+			x := extra[k]
+			x != ""
 		}),
 	}
 }
-
-# Known command-and-control destinations are worse than an unlisted one.
-floor := "high" if {
-	c2
-} else := "medium"
-
-c2 if contains(falco.rule_lower, "c2")
-
-c2 if "c2" in falco.tags
-
-c2 if contains(falco.rule_lower, "command and control")
-
-actor := concat("", ["Process '", falco.process, "'"]) if {
-	falco.process != ""
-} else := concat("", ["Command '", falco.cmdline, "'"]) if {
-	falco.cmdline != ""
-} else := "A process"
-
-# fd.rip:fd.rport when reported, else the remote side of fd.name ("a:1->b:2"), else fd.name.
-destination := concat("", [rip, ":", data.tribunal.lib.falco.field_string("fd.rport")]) if {
-	rip := data.tribunal.lib.falco.field_string("fd.rip")
-	rip != ""
-} else := d if {
-	parts := split(falco.connection, "->")
-	count(parts) == 2
-	d := parts[1]
-} else := falco.connection if {
-	falco.connection != ""
-} else := "(destination not reported)"

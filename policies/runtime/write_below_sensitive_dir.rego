@@ -11,26 +11,19 @@ package tribunal.falco.write_below_sensitive_dir
 
 import rego.v1
 
-import data.tribunal.lib.falco
-
 controls := ["nsa-cisa:threat-detection:runtime-monitoring", "nsa-cisa:pod-security:immutable-fs", "cis-k8s:5.7.3"]
 
 violations contains v if {
-	"write" in falco.categories
+	"write" in data.tribunal.lib.falco.categories
+	extra := {"file": data.tribunal.lib.falco.file, "flags": object.get(data.tribunal.lib.falco.string_fields, "evt.arg.flags", "")}
 	v := {
-		"msg": concat("", [actor, " wrote below a sensitive directory: ", target, " in ", falco.where, " (Falco rule '", falco.rule, "')"]),
-		"severity": data.tribunal.lib.falco.severity_at_least("high"),
+		"msg": concat("", [data.tribunal.lib.falco.actor, " wrote below a sensitive directory: ", data.tribunal.lib.falco.file_label, " in ", data.tribunal.lib.falco.where, " (Falco rule '", data.tribunal.lib.falco.rule, "')"]),
+		"severity": data.tribunal.lib.falco.severity_at_least_high,
 		"controls": controls,
-		"details": data.tribunal.lib.falco.details({"file": falco.file, "flags": data.tribunal.lib.falco.field_string("evt.arg.flags")}),
+		"details": object.union(data.tribunal.lib.falco.compact_details, {k: x |
+			some k
+			x := extra[k]
+			x != ""
+		}),
 	}
 }
-
-actor := concat("", ["Process '", falco.process, "'"]) if {
-	falco.process != ""
-} else := concat("", ["Command '", falco.cmdline, "'"]) if {
-	falco.cmdline != ""
-} else := "A process"
-
-target := falco.file if {
-	falco.file != ""
-} else := "(file not reported)"

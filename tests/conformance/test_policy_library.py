@@ -50,3 +50,26 @@ def test_judge_command_over_every_shared_sample(capsys) -> None:  # type: ignore
     assert code == 0, captured.err
     assert captured.err == ""
     assert len(captured.out.splitlines()) == 117
+
+
+def test_docs_policy_table_matches_the_library(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert (
+        main(
+            [
+                "policy",
+                "list",
+                str(POLICY_DIR),
+                "--rules",
+                str(POLICY_DIR.parent / "rules"),
+                "--format",
+                "markdown",
+            ]
+        )
+        == 0
+    )
+    table = capsys.readouterr().out.strip()
+    assert table.count("\n") >= 27
+    docs = (POLICY_DIR.parent / "docs" / "policies.md").read_text()
+    assert table in docs, (
+        "docs/policies.md is stale: regenerate with `tribunal policy list --format markdown`"
+    )

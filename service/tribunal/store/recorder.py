@@ -1,0 +1,116 @@
+"""The recording path every source uses: a ``Recorder`` persists batches of (evidence, verdict);
+``BackgroundRecorder`` queues them so a webhook answer never waits for the write."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+
+from tribunal.model import Evidence, Verdict
+
+log = logging.getLogger("tribunal.record")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One judged piece of evidence. ``raw`` is the document as it arrived, when the source kept it."""
+
+    evidence: Evidence
+    verdict: Verdict
+    raw: bytes | None = None
+    actions: tuple[dict[str, object], ...] = field(default=())
+
+
+class Recorder(Protocol):
+    """Persists records. ``record`` must be idempotent on ``evidence.id``: sources redeliver."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def record(self, records: Sequence[Record]) -> None: ...
+
+
+class LogRecorder:
+    """Records as one structured log line per verdict (logger ``tribunal.record``), for when no store
+    is configured."""
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def record(self, records: Sequence[Record]) -> None:
+        for item in records:
+            v = item.verdict
+            line = {
+                "evidence_id": v.evidence_id,
+                "kind": v.kind.value,
+                "subject": v.subject.key(),
+                "decision": v.decision.value,
+                "policies": sorted({x.policy for x in v.violations}),
+                "revision": v.policy_revision,
+                "latency_ms": v.latency_ms,
+            }
+            log.info("verdict %s", orjson.dumps(line).decode())
+
+
+class BackgroundRecorder:
+    """Queues records and writes them in batches from one background task. ``submit`` never waits
+    and raises asyncio.QueueFull when the queue is full; ``put`` waits for room (back-pressure, never
+    loss). ``stop`` drains what is queued. A failed write is logged and counted in ``failed``."""
+
+    def __init__(self, recorder: Recorder, max_queue: int = 10_000, batch_size: int = 500) -> None:
+        self.recorder = recorder
+        self.batch_size = batch_size
+        self._queue: asyncio.Queue[Record] = asyncio.Queue(max_queue)
+        self._task: asyncio.Task[None] | None = None
+        self.recorded = 0
+        self.failed = 0
+
+    async def start(self) -> None:
+        await self.recorder.start()
+        self._task = asyncio.create_task(self._run(), name="tribunal-recorder")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await self._queue.join()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.recorder.stop()
+
+    def submit(self, record: Record) -> None:
+        """Queue ``record``; raises asyncio.QueueFull when the queue is full (use ``put``)."""
+        self._queue.put_nowait(record)
+
+    async def put(self, record: Record) -> None:
+        """Queue ``record``, waiting for room when the queue is full."""
+        await self._queue.put(record)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written."""
+        await self._queue.join()
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self.recorder.record(batch)
+                self.recorded += len(batch)
+            except Exception:  # a failed write is logged and counted; the source keeps serving
+                self.failed += len(batch)
+                log.exception("recording %d verdicts failed", len(batch))
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
