@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,13 @@ def shared_fixtures(folder: str, *suffixes: str) -> list[Path]:
     if not base.is_dir():
         return []
     return sorted(p for p in base.iterdir() if p.suffix in suffixes)
+
+
+def expected_decisions() -> dict[str, str]:
+    """file name -> label (deny | violation | allow | -) from ../shared/fixtures/admission/EXPECTED.md."""
+    text = (FIXTURES / "admission" / "EXPECTED.md").read_text()
+    rows = re.findall(r"^\| (\S+\.json) \| (\S+) \| (\S+) \|", text, re.M)
+    return {name: label for name, _kind, label in rows}
 
 
 needs_shared = pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/fixtures is absent")

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tribunal.policy import PolicyLoadError, PolicyRuntime
+from prometheus_client import CollectorRegistry, Info
+
+from tribunal.policy import PolicyLoadError, PolicyRuntime, ThreadEvaluator
+from tribunal.server import CertificateReloader, ReadinessCheck, Server
 from tribunal.settings import Settings
+from tribunal.sources.webhook import AdmissionWebhook, WebhookConfig
+from tribunal.store import BackgroundRecorder, LogRecorder, Recorder
+
+log = logging.getLogger("tribunal")
 
 
 def build_policy_runtime(settings: Settings, extra_data: Iterable[Path] = ()) -> PolicyRuntime:
@@ -19,3 +29,80 @@ def build_policy_runtime(settings: Settings, extra_data: Iterable[Path] = ()) ->
     return PolicyRuntime(
         settings.policy_dir, engine=settings.engine, rules_dir=settings.rules_dir, extra_data=extra_data
     )
+
+
+def webhook_config(settings: Settings) -> WebhookConfig:
+    exempt = set(settings.exempt_namespaces)
+    if settings.namespace:
+        exempt.add(settings.namespace)
+    return WebhookConfig(
+        exempt_namespaces=frozenset(exempt),
+        exempt_users=frozenset(settings.exempt_users),
+        exempt_groups=frozenset(settings.exempt_groups),
+        failure_policy=settings.failure_policy,
+        deadline_seconds=settings.webhook_deadline_seconds,
+        dry_run=settings.dry_run,
+        max_body_bytes=settings.max_request_bytes,
+    )
+
+
+def build_server(
+    settings: Settings, registry: CollectorRegistry | None = None, recorder: Recorder | None = None
+) -> Server:
+    """The server of ``tribunal serve``: webhook, health, readiness and metrics on one port."""
+    registry = registry or CollectorRegistry()
+    runtime = build_policy_runtime(settings)
+    evaluator = ThreadEvaluator(lambda: runtime.judge)
+    background_recorder = BackgroundRecorder(recorder or LogRecorder())
+    webhook = AdmissionWebhook(
+        evaluator, background_recorder, webhook_config(settings), registry, lambda: runtime.revision
+    )
+    revision_info = Info("tribunal_policy", "The policy revision being served.", registry=registry)
+
+    async def watch_policies() -> None:
+        last = ""
+        while True:
+            if runtime.revision != last:
+                last = runtime.revision
+                revision_info.info({"revision": last, "engine": settings.engine})
+            await asyncio.sleep(settings.policy_reload_interval)
+            await asyncio.to_thread(runtime.reload)
+
+    tls = None
+    if settings.tls_cert_file and settings.tls_key_file:
+        tls = CertificateReloader(settings.tls_cert_file, settings.tls_key_file)
+    elif settings.tls_cert_file or settings.tls_key_file:
+        raise ValueError("set both TRIBUNAL_TLS_CERT_FILE and TRIBUNAL_TLS_KEY_FILE, or neither")
+    return Server(
+        host=settings.host,
+        port=settings.port,
+        registry=registry,
+        routes=webhook.routes(),
+        components=[background_recorder, evaluator],
+        background=[watch_policies],
+        readiness=[
+            ReadinessCheck("policies", lambda: None if runtime.revision else "no policy revision loaded"),
+            ReadinessCheck("policy-reload", lambda: runtime.last_error, fatal=False),
+        ],
+        tls=tls,
+        tls_reload_interval=settings.tls_reload_interval,
+        client_max_size=settings.max_request_bytes + 1024,
+    )
+
+
+async def serve(server: Server, on_ready: Callable[[], None] | None = None) -> None:
+    """Run ``server`` until SIGTERM or SIGINT, then stop gracefully; ``on_ready`` runs once it listens."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    if on_ready is not None:
+        on_ready()
+    try:
+        await stop.wait()
+        log.info("stopping: finishing in-flight requests")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await server.stop()

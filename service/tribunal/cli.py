@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,13 +14,15 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from tribunal import __version__
-from tribunal.app import build_policy_runtime
+from tribunal.app import build_policy_runtime, build_server, serve
 from tribunal.model import Decision, EvidenceError, EvidenceKind, Verdict
 from tribunal.policy import PolicyError, load_enforcement, load_policy_set, run_policy_tests
+from tribunal.server import generate_self_signed
 from tribunal.settings import Settings
 from tribunal.sources import expand_paths, read_evidence
 
 EXIT_OK, EXIT_ERROR, EXIT_VERDICT = 0, 1, 2
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,7 +89,94 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--rules", type=Path, help="rules directory, for enforcement overrides [rules]")
     listing.add_argument("--format", choices=["table", "json", "markdown"], default="table")
     listing.set_defaults(handler=_policy_list)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the server: the validating admission webhook, health, readiness and metrics",
+        description="Serve POST /validate, GET /healthz, /readyz and /metrics on one port until SIGTERM. "
+        "Every flag has a TRIBUNAL_* variable of the same name (see docs/operations.md).",
+    )
+    _server_flags(serve)
+    serve.set_defaults(handler=_serve)
+
+    dev = commands.add_parser(
+        "dev",
+        help="run the server locally over HTTPS with a generated self-signed certificate",
+        description="Generate a self-signed certificate for localhost (once, in --cert-dir) and serve on "
+        "127.0.0.1 over HTTPS with the embedded defaults; prints the addresses.",
+    )
+    _server_flags(dev)
+    dev.add_argument("--cert-dir", type=Path, default=Path(".tribunal-dev"), help="[.tribunal-dev]")
+    dev.set_defaults(handler=_dev)
     return parser
+
+
+def _server_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--host", help="listen address [TRIBUNAL_HOST or 0.0.0.0]")
+    command.add_argument("--port", type=int, help="listen port [TRIBUNAL_PORT or 8443]")
+    command.add_argument("--tls-cert-file", type=Path, help="PEM certificate [unset: plain HTTP]")
+    command.add_argument("--tls-key-file", type=Path, help="PEM key of --tls-cert-file")
+    command.add_argument("--policies", type=Path, help="policy directory [policies]")
+    command.add_argument("--rules", type=Path, help="rules directory [rules]")
+    command.add_argument("--engine", choices=["regorus", "regopy"], help="Rego backend [regorus]")
+    command.add_argument(
+        "--failure-policy", choices=["fail", "ignore"], help="when no verdict in time [fail]"
+    )
+    command.add_argument("--dry-run", action="store_true", default=None, help="judge and record, never deny")
+    command.add_argument("--log-level", default="INFO", help="[INFO]")
+
+
+def _server_settings(args: argparse.Namespace, **extra: object) -> Settings:
+    return _settings(
+        args,
+        host=args.host,
+        port=args.port,
+        tls_cert_file=args.tls_cert_file,
+        tls_key_file=args.tls_key_file,
+        policy_dir=args.policies,
+        rules_dir=args.rules,
+        engine=args.engine,
+        failure_policy=args.failure_policy,
+        dry_run=args.dry_run,
+        **extra,
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = _server_settings(args)
+    asyncio.run(serve(build_server(settings)))
+    return EXIT_OK
+
+
+def _dev(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    cert, key = args.cert_dir / "tls.crt", args.cert_dir / "tls.key"
+    if not (cert.exists() and key.exists()):
+        cert, key = generate_self_signed(args.cert_dir)
+    args.host = args.host or "127.0.0.1"
+    args.tls_cert_file = args.tls_cert_file or cert
+    args.tls_key_file = args.tls_key_file or key
+    settings = _server_settings(args)
+    server = build_server(settings)
+
+    def announce() -> None:
+        url = server.url
+        print(f"Tribunal dev server on {url} (self-signed CA: {settings.tls_cert_file})", flush=True)
+        print(f"  webhook  POST {url}/validate", flush=True)
+        print(f"  health   GET  {url}/healthz  {url}/readyz  {url}/metrics", flush=True)
+        print(
+            f"  try      curl --cacert {settings.tls_cert_file} -H 'Content-Type: application/json' "
+            f"--data @examples/admission/privileged-pod.json {url}/validate",
+            flush=True,
+        )
+
+    asyncio.run(serve(server, on_ready=announce))
+    return EXIT_OK
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:

@@ -4,13 +4,15 @@ use the same names."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EngineName = Literal["regorus", "regopy", "opa"]
+# A list setting: comma-separated in the environment (TRIBUNAL_EXEMPT_USERS=a,b), a list in YAML.
+NameList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -31,10 +33,29 @@ class Settings(BaseSettings):
     alertmanager_url: str | None = None
     ingest_token: str | None = Field(None, description="Bearer token required by /ingest/* when set.")
     dry_run: bool = Field(False, description="Judge and record, but never deny or act.")
+    failure_policy: Literal["fail", "ignore"] = Field(
+        "fail", description="When no verdict is reached in time: fail (deny) or ignore (allow)."
+    )
+    webhook_deadline_seconds: float = Field(
+        3.0, gt=0, lt=30, description="Deadline of one admission verdict (the API server waits 10 s at most)."
+    )
+    namespace: str | None = Field(None, description="The service's own namespace, always exempt.")
+    exempt_namespaces: NameList = Field(["kube-system"], description="Namespaces admitted unjudged.")
+    exempt_users: NameList = Field([], description="Users admitted unjudged (e.g. system:serviceaccount:…).")
+    exempt_groups: NameList = Field([], description="Groups admitted unjudged.")
+    max_request_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Largest admission request body.")
+    tls_reload_interval: float = Field(5.0, gt=0, description="Seconds between certificate file checks.")
     policy_reload_interval: float = Field(2.0, gt=0, description="Seconds between policy dir checks.")
     max_document_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest evidence document read (a big Trivy report is ~20 MB)."
     )
+
+    @field_validator("exempt_namespaces", "exempt_users", "exempt_groups", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -3,25 +3,18 @@ samples get the decisions ../shared/fixtures/admission/EXPECTED.md lists."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import pytest
 
 from tests.conformance.conftest import relative
-from tests.conftest import FIXTURES, needs_shared
+from tests.conftest import FIXTURES, expected_decisions, needs_shared
 from tribunal.model import Decision, Evidence, EvidenceKind
 from tribunal.policy import Judge
 
 pytestmark = needs_shared
 
 LABELS = {"deny": Decision.DENY, "violation": Decision.WARN, "allow": Decision.ALLOW, "-": Decision.ALLOW}
-
-
-def expected_decisions() -> dict[str, str]:
-    text = (FIXTURES / "admission" / "EXPECTED.md").read_text()
-    rows = re.findall(r"^\| (\S+\.json) \| (\S+) \| (\S+) \|", text, re.M)
-    return {name: label for name, _kind, label in rows}
 
 
 def test_every_sample_loads(shared_evidence: list[Evidence]) -> None:

@@ -3,6 +3,7 @@
 from tribunal.policy.enforcement import EnforcementConfig, load_enforcement
 from tribunal.policy.engine import PolicyEngine, create_engine, engine_names
 from tribunal.policy.errors import PolicyError, PolicyEvaluationError, PolicyLoadError
+from tribunal.policy.evaluator import EvaluationTimeout, ThreadEvaluator
 from tribunal.policy.judge import Judge
 from tribunal.policy.loader import PolicyInfo, PolicySet, load_policy_set
 from tribunal.policy.runtime import PolicyRuntime
@@ -10,6 +11,7 @@ from tribunal.policy.testing import TestReport, TestResult, run_policy_tests
 
 __all__ = [
     "EnforcementConfig",
+    "EvaluationTimeout",
     "Judge",
     "PolicyEngine",
     "PolicyError",
@@ -20,6 +22,7 @@ __all__ = [
     "PolicySet",
     "TestReport",
     "TestResult",
+    "ThreadEvaluator",
     "create_engine",
     "engine_names",
     "load_enforcement",

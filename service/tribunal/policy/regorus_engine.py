@@ -36,7 +36,9 @@ class RegorusEngine:
         self.revision = policy_set.revision
         self._policy_set = policy_set
         self._data_json = orjson.dumps(policy_set.data).decode()
-        self._engine()  # compile now, in the caller's thread, so bad Rego fails the load
+        # Compile now so bad Rego fails the load; not cached: the caller's thread (a reload worker, say)
+        # may never evaluate, and an engine must be dropped by the thread that made it.
+        build_engine(policy_set, self._data_json)
 
     def _engine(self) -> Any:
         cached = getattr(self._per_thread, "cached", None)
@@ -49,11 +51,17 @@ class RegorusEngine:
 
     def evaluate(self, kind: str, input_json: bytes) -> list[dict[str, Any]]:
         engine = self._engine()
+        error: str | None = None
         try:
             engine.set_input_json(input_json.decode())
             result = engine.eval_rule_as_json(judge_query(kind))
         except RuntimeError as exc:
-            raise PolicyEvaluationError(engine_message(exc)) from None
+            error = engine_message(exc)
+        # The error's traceback keeps this frame alive, possibly into another thread: it must not hold
+        # the engine, which only its own thread may drop.
+        del engine
+        if error is not None:
+            raise PolicyEvaluationError(error)
         violations = orjson.loads(result)
         return violations if isinstance(violations, list) else []
 
@@ -66,13 +74,23 @@ class RegorusEngine:
 def build_engine(policy_set: PolicySet, data_json: str | None = None) -> Any:
     """A regorus Engine with every module and the data of ``policy_set``; errors name file and line."""
     engine = regorus.Engine()
+    error: str | None = None
     for module in policy_set.modules:
         try:
             engine.add_policy(module.path, module.source)
         except RuntimeError as exc:
-            raise PolicyLoadError(engine_message(exc)) from None
-    try:
-        engine.add_data_json(data_json if data_json is not None else orjson.dumps(policy_set.data).decode())
-    except RuntimeError as exc:
-        raise PolicyLoadError(f"policy data: {engine_message(exc)}") from None
+            error = engine_message(exc)
+            break
+    if error is None:
+        try:
+            engine.add_data_json(
+                data_json if data_json is not None else orjson.dumps(policy_set.data).decode()
+            )
+        except RuntimeError as exc:
+            error = f"policy data: {engine_message(exc)}"
+    if error is not None:
+        # Drop the engine here, in its own thread: a traceback would keep it alive until the garbage
+        # collector frees it from whatever thread it runs in, which regorus reports as an error.
+        del engine
+        raise PolicyLoadError(error)
     return engine

@@ -1,0 +1,162 @@
+"""One aiohttp server for the webhook, ingest and read API: explicit start and graceful stop.
+
+Components (evaluator, recorder, consumers…) start in order before the port opens and stop in
+reverse order after it closes, so in-flight requests finish and queued records are written."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from tribunal.server.tls import CertificateReloader
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """``probe()`` returns None when ready, else what is wrong. ``fatal`` checks make /readyz 503;
+    the others are reported but do not take the server out of rotation (it still serves the last good
+    configuration)."""
+
+    name: str
+    probe: Callable[[], str | None]
+    fatal: bool = True
+
+
+class Server:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        routes: Iterable[web.AbstractRouteDef] = (),
+        components: Iterable[Component] = (),
+        background: Iterable[Callable[[], Coroutine[Any, Any, None]]] = (),
+        readiness: Iterable[ReadinessCheck] = (),
+        tls: CertificateReloader | None = None,
+        tls_reload_interval: float = 5.0,
+        client_max_size: int = 64 * 1024 * 1024,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.registry = registry
+        self.tls = tls
+        self.tls_reload_interval = tls_reload_interval
+        self.components = list(components)
+        self.background = list(background)
+        self.readiness = list(readiness)
+        self.shutdown_timeout = shutdown_timeout
+        self.app = web.Application(client_max_size=client_max_size)
+        self.app.add_routes(
+            [
+                web.get("/healthz", self.healthz),
+                web.get("/readyz", self.readyz),
+                web.get("/metrics", self.metrics),
+                *routes,
+            ]
+        )
+        self._runner: web.AppRunner | None = None
+        self._started: list[Component] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = False
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def url(self) -> str:
+        """The base URL, with the port actually bound (``port=0`` picks a free one)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    async def start(self) -> None:
+        try:
+            for component in self.components:
+                await component.start()
+                self._started.append(component)
+            self._tasks = [asyncio.create_task(job()) for job in self.background]
+            if self.tls is None:
+                log.warning(
+                    "serving plain HTTP: the API server only calls webhooks over HTTPS; set "
+                    "TRIBUNAL_TLS_CERT_FILE and TRIBUNAL_TLS_KEY_FILE (or run `tribunal dev`)"
+                )
+            else:
+                self._tasks.append(asyncio.create_task(self.tls.watch(self.tls_reload_interval)))
+            self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.shutdown_timeout)
+            await self._runner.setup()
+            site = web.TCPSite(
+                self._runner, self.host, self.port, ssl_context=self.tls.context if self.tls else None
+            )
+            await site.start()
+            bound = self._runner.addresses
+            if bound:
+                self.port = int(bound[0][1])
+            self._ready = True
+            log.info("listening on %s", self.url)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop taking requests, let in-flight ones finish, then stop the components in reverse."""
+        self._ready = False
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        while self._started:
+            component = self._started.pop()
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(component).__name__)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return _json({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        checks: dict[str, str] = {}
+        ready = self._ready
+        for check in self.readiness:
+            try:
+                problem = check.probe()
+            except Exception as exc:
+                problem = f"check failed: {exc}"
+            checks[check.name] = problem or "ok"
+            if problem and check.fatal:
+                ready = False
+        if self.tls is not None and self.tls.last_error:
+            checks["tls"] = self.tls.last_error
+        return _json({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(self.registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+
+def _json(body: dict[str, Any], status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
