@@ -10,7 +10,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Info
 
-from tribunal.policy import PolicyLoadError, PolicyRuntime, ThreadEvaluator
+from tribunal.policy import InlineEvaluator, PolicyLoadError, PolicyRuntime
 from tribunal.server import CertificateReloader, ReadinessCheck, Server
 from tribunal.settings import Settings
 from tribunal.sources.webhook import AdmissionWebhook, WebhookConfig
@@ -52,7 +52,7 @@ def build_server(
     """The server of ``tribunal serve``: webhook, health, readiness and metrics on one port."""
     registry = registry or CollectorRegistry()
     runtime = build_policy_runtime(settings)
-    evaluator = ThreadEvaluator(lambda: runtime.judge)
+    evaluator = InlineEvaluator(lambda: runtime.judge)
     background_recorder = BackgroundRecorder(recorder or LogRecorder())
     webhook = AdmissionWebhook(
         evaluator, background_recorder, webhook_config(settings), registry, lambda: runtime.revision

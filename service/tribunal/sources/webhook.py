@@ -28,7 +28,6 @@ from tribunal.model import (
     parse_evidence,
 )
 from tribunal.model.admission import Status
-from tribunal.model.detect import check_depth
 from tribunal.policy import EvaluationTimeout
 from tribunal.store import BackgroundRecorder, Record
 
@@ -59,7 +58,6 @@ class WebhookConfig(BaseModel):
     deadline_seconds: float = Field(3.0, gt=0, lt=30)
     dry_run: bool = False
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
-    max_depth: int = Field(100, gt=1)
 
 
 class BadReview(Exception):
@@ -97,12 +95,21 @@ class WebhookMetrics:
             ["kind", "cause"],
             registry=registry,
         )
+        self._by_decision: dict[str, tuple[Any, Any]] = {}
         self.failure_policy = Counter(
             "tribunal_admission_failure_policy",
             "Answers given by the failure policy, by outcome (fail_open, fail_closed) and cause.",
             ["outcome", "cause"],
             registry=registry,
         )
+
+    def observe(self, decision: str, seconds: float) -> None:
+        children = self._by_decision.get(decision)
+        if children is None:
+            children = (self.requests.labels(decision), self.latency.labels(decision))
+            self._by_decision[decision] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class AdmissionWebhook:
@@ -131,7 +138,7 @@ class AdmissionWebhook:
         started = time.perf_counter()
         try:
             body = await read_body(request, self.config.max_body_bytes)
-            doc = decode_review(body, self.config.max_depth)
+            doc = decode_review(body)
             evidence = parse_evidence(doc, f"AdmissionReview {_uid_of(doc)}", EvidenceKind.ADMISSION)
         except BadReview as exc:
             return self._bad_request(exc.message, exc.field)
@@ -139,13 +146,12 @@ class AdmissionWebhook:
             return self._bad_request(exc.message, exc.field)
         review = evidence.body
         assert isinstance(review, AdmissionReview) and review.request is not None
-        answer, decision = await self._answer(review, evidence, body)
-        self.metrics.requests.labels(decision).inc()
-        self.metrics.latency.labels(decision).observe(time.perf_counter() - started)
+        answer, decision = await self._answer(review, evidence, body, started)
+        self.metrics.observe(decision, time.perf_counter() - started)
         return web.Response(body=orjson.dumps(review.respond(answer)), content_type="application/json")
 
     async def _answer(
-        self, review: AdmissionReview, evidence: Evidence, body: bytes
+        self, review: AdmissionReview, evidence: Evidence, body: bytes, started: float
     ) -> tuple[AdmissionResponse, str]:
         request = review.request
         assert request is not None
@@ -157,7 +163,12 @@ class AdmissionWebhook:
                 audit_annotations={"exempt": exemption, "policy-revision": self._revision()},
             ), "exempt"
         try:
-            verdict = await self.evaluator.judge(evidence, self.config.deadline_seconds)
+            # Time already spent waiting (a backed-up loop, a slow client) counts against the deadline.
+            remaining = self.config.deadline_seconds - (time.perf_counter() - started)
+            if remaining <= 0:
+                limit = self.config.deadline_seconds
+                raise EvaluationTimeout(f"request waited past the {limit:g} s deadline")
+            verdict = await self.evaluator.judge(evidence, remaining)
         except Exception as exc:
             return self._failure(request.uid, exc), "error"
         if not request.dry_run:
@@ -271,12 +282,13 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def decode_review(body: bytes, max_depth: int) -> Any:
+def decode_review(body: bytes) -> Any:
+    """The JSON document, if it is an AdmissionReview with a request (parse_evidence checks the rest,
+    depth included)."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadReview(f"not valid JSON: {exc}") from None
-    check_depth(doc, "AdmissionReview", max_depth)
     if not isinstance(doc, dict) or doc.get("kind") != "AdmissionReview":
         raise BadReview("expected a JSON object of kind AdmissionReview", "kind")
     if not isinstance(doc.get("request"), dict):

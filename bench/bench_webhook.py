@@ -1,0 +1,304 @@
+"""The admission webhook under load, beside a bare aiohttp handler measured in the same run.
+
+Both servers run as their own process over HTTPS on loopback and get the same AdmissionReviews
+(../shared/fixtures/admission, else examples/admission):
+
+- saturation: wrk (Debian package `wrk`) with --connections keep-alive connections for --seconds:
+  requests/s and latency p50/p99/max as wrk reports them (closed loop);
+- fixed rate: an open-loop generator sending --rate requests/s for --seconds, latency measured from
+  each request's scheduled time (so a stall counts against the server, not hidden by it).
+
+The bare handler only parses the AdmissionReview (orjson) and answers a fixed allow with its uid: the
+ceiling of aiohttp + TLS on this machine. The engine's own time per review (Judge.judge, median) is
+printed beside them: it is most of the gap.
+
+    python bench/bench_webhook.py [--seconds 10] [--connections 32] [--rate 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import shutil
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "fixtures" / "admission"
+WRK_SCRIPT = """
+local bodies = {}
+local i = 0
+function init(args)
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+end
+function request()
+  i = i % #bodies + 1
+  return wrk.format("POST", "/validate", {["Content-Type"] = "application/json"}, bodies[i])
+end
+"""
+
+
+def reviews() -> list[bytes]:
+    base = SHARED if SHARED.is_dir() else ROOT / "examples" / "admission"
+    docs = []
+    for path in sorted(base.glob("*.json")):
+        doc = orjson.loads(path.read_bytes())
+        if doc.get("kind") == "AdmissionReview":
+            doc["request"]["namespace"] = doc["request"].get("namespace") or "bench"
+            docs.append(orjson.dumps(doc))
+    return docs
+
+
+def serve_bare(port: int, cert: str, key: str) -> None:
+    """The ceiling: parse the review, answer a fixed allow."""
+    from aiohttp import web
+
+    async def validate(request: web.Request) -> web.Response:
+        review = orjson.loads(await request.read())
+        answer = {
+            "apiVersion": review["apiVersion"],
+            "kind": "AdmissionReview",
+            "response": {"uid": review["request"]["uid"], "allowed": True},
+        }
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.add_routes([web.post("/validate", validate), web.get("/readyz", healthz)])
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    web.run_app(app, host="127.0.0.1", port=port, ssl_context=context, print=None, access_log=None)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_ready(url: str, context: ssl.SSLContext) -> None:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+        for _ in range(300):
+            try:
+                async with session.get(f"{url}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not become ready")
+
+
+def run_wrk(url: str, bodies_file: Path, script: Path, seconds: float, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+            "--",
+            str(bodies_file),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    unit = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+    def ms(text: str) -> float:
+        value, suffix = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+        return float(value) * unit[suffix]
+
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    mx = re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if not (p50 and p99 and mx and rps):
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    return {
+        "rps": float(rps.group(1)),
+        "p50": ms(p50.group(1)),
+        "p99": ms(p99.group(1)),
+        "max": ms(mx.group(1)),
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+async def fixed_rate(
+    url: str, bodies: list[bytes], context: ssl.SSLContext, rate: float, seconds: float
+) -> dict[str, float]:
+    """Open loop: request k is due at start + k/rate; its latency counts from then."""
+    latencies: list[float] = []
+    failures = 0
+    connector = aiohttp.TCPConnector(ssl=context, limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(k: int, due: float) -> None:
+            nonlocal failures
+            try:
+                async with session.post(
+                    f"{url}/validate",
+                    data=bodies[k % len(bodies)],
+                    headers={"Content-Type": "application/json"},
+                ) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        failures += 1
+            except aiohttp.ClientError:
+                failures += 1
+            latencies.append((time.perf_counter() - due) * 1000)
+
+        tasks = []
+        start = time.perf_counter() + 0.2
+        total = int(rate * seconds)
+        for k in range(total):
+            due = start + k / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(k, due)))
+        await asyncio.gather(*tasks)
+    ordered = sorted(latencies)
+    return {
+        "sent": float(total),
+        "p50": statistics.median(ordered),
+        "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+        "max": ordered[-1],
+        "failures": float(failures),
+    }
+
+
+def engine_median(bodies: list[bytes]) -> float:
+    from tribunal.model import parse_evidence
+    from tribunal.policy import Judge, load_enforcement, load_policy_set
+
+    judge = Judge.build(load_policy_set(ROOT / "policies"), "regorus", load_enforcement(ROOT / "rules"))
+    evidence = [parse_evidence(orjson.loads(b), "bench") for b in bodies]
+    for e in evidence:
+        judge.judge(e)
+    times = []
+    for i in range(4000):
+        t0 = time.perf_counter()
+        judge.judge(evidence[i % len(evidence)])
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--serve-bare", nargs=3, metavar=("PORT", "CERT", "KEY"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        serve_bare(int(args.serve_bare[0]), args.serve_bare[1], args.serve_bare[2])
+        return 0
+    if shutil.which("wrk") is None:
+        print("bench_webhook needs wrk: apt-get install -y wrk", file=sys.stderr)
+        return 1
+    from tribunal.server import generate_self_signed
+
+    work = Path(tempfile.mkdtemp(prefix="tribunal-bench-"))
+    cert, key = generate_self_signed(work)
+    bodies = reviews()
+    bodies_file = work / "bodies.jsonl"
+    bodies_file.write_bytes(b"\n".join(bodies) + b"\n")
+    script = work / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    context = ssl.create_default_context(cafile=str(cert))
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.platform()}"
+    )
+    print(
+        f"{len(bodies)} AdmissionReviews; wrk -t1 -c{args.connections} {args.seconds:g}s; "
+        f"fixed rate {args.rate:g}/s\n"
+    )
+    servers = {
+        "bare aiohttp handler (ceiling)": [
+            sys.executable,
+            __file__,
+            "--serve-bare",
+            "{port}",
+            str(cert),
+            str(key),
+        ],
+        "tribunal serve": [
+            str(Path(sys.executable).parent / "tribunal"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--tls-cert-file",
+            str(cert),
+            "--tls-key-file",
+            str(key),
+            "--log-level",
+            "WARNING",
+        ],
+    }
+    rows = []
+    for name, command in servers.items():
+        port = free_port()
+        proc = subprocess.Popen(
+            [part.replace("{port}", str(port)) for part in command],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "TRIBUNAL_EXEMPT_NAMESPACES": ""},
+        )
+        url = f"https://127.0.0.1:{port}"
+        try:
+            asyncio.run(wait_ready(url, context))
+            run_wrk(url, bodies_file, script, 2, args.connections)  # warm-up
+            saturated = run_wrk(url, bodies_file, script, args.seconds, args.connections)
+            steady = asyncio.run(fixed_rate(url, bodies, context, args.rate, args.seconds))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        rows.append((name, saturated, steady))
+    print(
+        "| server | saturation req/s | p50 ms | p99 ms | max ms | non-2xx | "
+        f"at {args.rate:g}/s: p50 ms | p99 ms | max ms | failures |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, sat, steady in rows:
+        print(
+            f"| {name} | {sat['rps']:,.0f} | {sat['p50']:.2f} | {sat['p99']:.2f} | {sat['max']:.1f} "
+            f"| {sat['errors']:.0f} "
+            f"| {steady['p50']:.2f} | {steady['p99']:.2f} | {steady['max']:.1f} | {steady['failures']:.0f} |"
+        )
+    ratio = rows[1][1]["rps"] / rows[0][1]["rps"]
+    print(f"\ntribunal / bare at saturation: {ratio:.0%}")
+    print(
+        "engine time per review (Judge.judge median, same reviews, this process): "
+        f"{engine_median(bodies):.3f} ms"
+    )
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
