@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 
 from tribunal.policy import PolicyLoadError, PolicyRuntime
 from tribunal.settings import Settings
+from tribunal.store import SqlStore
 
 
 def build_policy_runtime(settings: Settings, extra_data: Iterable[Path] = ()) -> PolicyRuntime:
@@ -19,3 +21,9 @@ def build_policy_runtime(settings: Settings, extra_data: Iterable[Path] = ()) ->
     return PolicyRuntime(
         settings.policy_dir, engine=settings.engine, rules_dir=settings.rules_dir, extra_data=extra_data
     )
+
+
+def build_store(settings: Settings) -> SqlStore:
+    """The SQL store of ``settings.database_url`` with its retention; ``start()`` it before use."""
+    retention = timedelta(days=settings.retention_days) if settings.retention_days else None
+    return SqlStore(settings.database_url, retention=retention)
