@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
-from tribunal.policy import PolicyLoadError, PolicyRuntime
+from tribunal.model import EvidenceKind
+from tribunal.policy import PolicyError, PolicyLoadError, PolicyRuntime, load_policy_set
 from tribunal.settings import Settings
 from tribunal.store import SqlStore
 
@@ -27,3 +28,12 @@ def build_store(settings: Settings) -> SqlStore:
     """The SQL store of ``settings.database_url`` with its retention; ``start()`` it before use."""
     retention = timedelta(days=settings.retention_days) if settings.retention_days else None
     return SqlStore(settings.database_url, retention=retention)
+
+
+def policy_kinds(settings: Settings) -> dict[str, EvidenceKind] | None:
+    """Policy id -> the evidence kind it judges, for reports; None when the policies cannot be read."""
+    try:
+        policies = load_policy_set(settings.policy_dir).policies.values()
+    except (PolicyError, OSError):
+        return None
+    return {p.id: EvidenceKind(p.kind) for p in policies}

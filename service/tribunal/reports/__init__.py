@@ -1,7 +1,7 @@
 """Compliance reports: framework catalogues, the report builder over the store, the export formats and
 the HTTP read API."""
 
-from tribunal.reports.builder import ReportSource, build_report, fails
+from tribunal.reports.builder import ReportSource, build_report, fails, parse_since
 from tribunal.reports.formats import FORMATS, Exporter, Format, get_format
 from tribunal.reports.frameworks import (
     ControlDef,
@@ -46,4 +46,5 @@ __all__ = [
     "get_format",
     "load_framework",
     "load_frameworks",
+    "parse_since",
 ]

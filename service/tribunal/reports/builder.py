@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from tribunal.model import EvidenceKind
@@ -210,3 +210,20 @@ def _trend(
             TrendPoint(day=day, verdicts=verdicts[day], violations=violations[day], failing_controls=failing)
         )
     return points
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """``--since``/``?since=``: an ISO 8601 date or time (UTC when no offset), or a span back from now
+    such as ``30d``, ``12h``, ``90m``. ValueError says what is accepted."""
+    text = value.strip()
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    if len(text) > 1 and text[-1] in units and text[:-1].isdigit():
+        return (now or datetime.now(UTC)) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"since: {value!r} is neither an ISO 8601 time (2025-01-31, 2025-01-31T12:00Z) "
+            "nor a span (30d, 12h)"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed

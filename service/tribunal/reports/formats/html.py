@@ -27,6 +27,7 @@ padding:0 4px;border-radius:3px}.muted{color:#5b6677}.hidden{display:none}
 
 # Tiny and dependency-free: "show only failing controls".
 _JS = """
+document.body.dataset.ready = 'yes';
 document.getElementById('only-failing').addEventListener('change', function (e) {
   document.querySelectorAll('tr.control').forEach(function (row) {
     row.classList.toggle('hidden', e.target.checked && row.dataset.status !== 'fail');
@@ -123,7 +124,10 @@ def _resources(resources: list[Resource], scope: str, excepted: bool = False) ->
 def _control(c: ControlResult) -> str:
     failing = sum(len(s.failing) for s in c.scopes)
     detail = "".join(_resources(s.failing, s.scope) + _resources(s.excepted, s.scope, True) for s in c.scopes)
-    scopes = ", ".join(f"{escape(s.scope)}: {s.status.value}" for s in c.scopes) or "no evidence judged"
+    tally: dict[str, int] = {}
+    for sc in c.scopes:
+        tally[sc.status.value] = tally.get(sc.status.value, 0) + 1
+    scopes = ", ".join(f"{v} in {n} scope(s)" for v, n in sorted(tally.items())) or "no evidence judged"
     body = (
         f'<details><summary>{failing} failing resource(s)</summary><table class="resources"><tr><th>scope</th>'
         "<th>resource</th><th>policy</th><th>severity</th><th>message</th><th>first seen</th><th>last seen</th>"
