@@ -6,15 +6,17 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Info
 
-from tribunal.policy import InlineEvaluator, PolicyLoadError, PolicyRuntime
+from tribunal.model import EvidenceKind
+from tribunal.policy import InlineEvaluator, PolicyError, PolicyLoadError, PolicyRuntime, load_policy_set
 from tribunal.server import CertificateReloader, ReadinessCheck, Server
 from tribunal.settings import Settings
 from tribunal.sources.webhook import AdmissionWebhook, WebhookConfig
-from tribunal.store import BackgroundRecorder, LogRecorder, Recorder
+from tribunal.store import BackgroundRecorder, LogRecorder, Recorder, SqlStore
 
 log = logging.getLogger("tribunal")
 
@@ -29,6 +31,21 @@ def build_policy_runtime(settings: Settings, extra_data: Iterable[Path] = ()) ->
     return PolicyRuntime(
         settings.policy_dir, engine=settings.engine, rules_dir=settings.rules_dir, extra_data=extra_data
     )
+
+
+def build_store(settings: Settings) -> SqlStore:
+    """The SQL store of ``settings.database_url`` with its retention; ``start()`` it before use."""
+    retention = timedelta(days=settings.retention_days) if settings.retention_days else None
+    return SqlStore(settings.database_url, retention=retention)
+
+
+def policy_kinds(settings: Settings) -> dict[str, EvidenceKind] | None:
+    """Policy id -> the evidence kind it judges, for reports; None when the policies cannot be read."""
+    try:
+        policies = load_policy_set(settings.policy_dir).policies.values()
+    except (PolicyError, OSError):
+        return None
+    return {p.id: EvidenceKind(p.kind) for p in policies}
 
 
 def webhook_config(settings: Settings) -> WebhookConfig:

@@ -1,4 +1,4 @@
-"""The ``tribunal`` command: ``judge`` evidence files and ``policy test`` the Rego library."""
+"""The ``tribunal`` command: ``judge`` evidence files, ``policy test`` the Rego library, ``report``."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 
 from tribunal import __version__
-from tribunal.app import build_policy_runtime, build_server, serve
-from tribunal.model import Decision, EvidenceError, EvidenceKind, Verdict
+from tribunal.app import build_policy_runtime, build_server, build_store, policy_kinds, serve
+from tribunal.model import Decision, EvidenceError, EvidenceKind, TribunalError, Verdict
 from tribunal.policy import PolicyError, load_enforcement, load_policy_set, run_policy_tests
+from tribunal.reports import FORMATS, build_report, get_format, load_framework, parse_since
 from tribunal.server import generate_self_signed
 from tribunal.settings import Settings
 from tribunal.sources import expand_paths, read_evidence
@@ -108,6 +110,22 @@ def _parser() -> argparse.ArgumentParser:
     _server_flags(dev)
     dev.add_argument("--cert-dir", type=Path, default=Path(".tribunal-dev"), help="[.tribunal-dev]")
     dev.set_defaults(handler=_dev)
+
+    report = commands.add_parser(
+        "report",
+        help="export a compliance report from the record",
+        description="Controls of a framework (rules/frameworks/<id>.yaml) by scope: pass, fail or not "
+        "assessed, with the failing resources and their evidence. Exit 0, or 1 on an error.",
+    )
+    report.add_argument("--framework", required=True, help="cis-k8s, nsa-cisa, pss-baseline, pss-restricted")
+    report.add_argument("--format", choices=list(FORMATS), default="json", help="output format [json]")
+    report.add_argument("--namespace", help="one namespace only")
+    report.add_argument("--since", help="subjects judged since: ISO 8601 time or a span (30d, 12h)")
+    report.add_argument("-o", "--output", type=Path, help="write to FILE [stdout]")
+    report.add_argument("--database-url", help="[TRIBUNAL_DATABASE_URL or sqlite+aiosqlite:///tribunal.db]")
+    report.add_argument("--rules", type=Path, help="rules directory, for frameworks/ [rules]")
+    report.add_argument("--policies", type=Path, help="policy directory, for policy kinds [policies]")
+    report.set_defaults(handler=_report)
     return parser
 
 
@@ -277,6 +295,41 @@ def _policy_list(args: argparse.Namespace) -> int:
         controls = ", ".join(r["controls"])
         print(f"{r['kind']:<10} {r['id']:<32} {r['enforcement']:<12} {r['severity']:<9} {controls}")
     return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    settings = _settings(args, database_url=args.database_url, rules_dir=args.rules, policy_dir=args.policies)
+    try:
+        exporter = get_format(args.format)
+        framework = load_framework(settings.rules_dir, args.framework)
+        since = parse_since(args.since) if args.since else None
+        url = make_url(settings.database_url)
+        if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            raise OSError(f"database_url: {url.database} does not exist (nothing recorded there yet)")
+        body = asyncio.run(_build_report(settings, framework, args.namespace, since, exporter))
+    except (TribunalError, ValueError, OSError) as exc:
+        print(f"tribunal: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.output is None:
+        sys.stdout.buffer.write(body)
+    else:
+        args.output.write_bytes(body)
+    return EXIT_OK
+
+
+async def _build_report(
+    settings: Settings, framework: Any, namespace: str | None, since: Any, exporter: Any
+) -> bytes:
+    store = build_store(settings)
+    await store.start()
+    try:
+        report = await build_report(
+            store, framework, policy_kinds=policy_kinds(settings), namespace=namespace, since=since
+        )
+    finally:
+        await store.stop()
+    rendered: bytes = exporter.render(report)
+    return rendered
 
 
 if __name__ == "__main__":

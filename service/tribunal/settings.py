@@ -29,7 +29,15 @@ class Settings(BaseSettings):
     engine: EngineName = Field("regorus", description="Rego backend: regorus, regopy or opa.")
     opa_url: str | None = Field(None, description="OPA server URL, for engine=opa.")
     kafka_bootstrap_servers: str | None = Field(None, description="Unset: no Kafka consumers.")
-    database_url: str = Field("sqlite+aiosqlite:///tribunal.db", description="Where verdicts are kept.")
+    database_url: str = Field(
+        "sqlite+aiosqlite:///tribunal.db",
+        description="Where verdicts are kept: sqlite+aiosqlite:///FILE; postgresql+asyncpg://… for replicas.",
+    )
+    retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="Prune raw evidence older than this many days (verdicts, findings stay); unset: never.",
+    )
     alertmanager_url: str | None = None
     ingest_token: str | None = Field(None, description="Bearer token required by /ingest/* when set.")
     dry_run: bool = Field(False, description="Judge and record, but never deny or act.")

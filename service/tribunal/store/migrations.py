@@ -1,0 +1,152 @@
+"""A small versioned migration runner: each migration runs once, in order, inside one transaction that
+also records it in ``tribunal_schema_version``. Replicas starting together take a lock first (an
+advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so exactly one of them upgrades.
+
+Rules for authors: never edit a released migration; add one. A migration that creates a table whose
+definition later changes must keep its own frozen copy of it (as ``_findings_v1`` does)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Connection, Index, Integer, MetaData, String, Table, Text, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tribunal.store import schema
+from tribunal.store.errors import StoreError
+
+# Any constant shared by every replica: the key of the PostgreSQL advisory lock held while migrating.
+_PG_LOCK_KEY = 0x7472_6962_756E_616C  # "tribunal"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _v1_initial(conn: Connection) -> None:
+    """Evidence, verdicts, violations, action outcomes and findings."""
+    m = MetaData()
+    for table in (schema.evidence, schema.verdicts, schema.violations, schema.actions):
+        table.to_metadata(m)
+    _findings_v1(m)
+    m.create_all(conn)
+
+
+def _findings_v1(m: MetaData) -> Table:
+    return Table(
+        "findings",
+        m,
+        Column("policy", String(128), primary_key=True),
+        Column("subject_key", Text, primary_key=True),
+        Column("kind", String(16), nullable=False),
+        Column("namespace", String(253), nullable=False),
+        Column("subject", Text, nullable=False),
+        Column("severity", String(8), nullable=False),
+        Column("status", String(8), nullable=False),
+        Column("first_seen", schema.UTCDateTime, nullable=False),
+        Column("last_seen", schema.UTCDateTime, nullable=False),
+        Column("count", Integer, nullable=False),
+        Column("first_evidence_id", String(256), nullable=False),
+        Column("last_evidence_id", String(256), nullable=False),
+        Column("msg", Text, nullable=False),
+        Column("controls", Text, nullable=False),
+        Column("exception", Text, nullable=True),
+        Column("last_judged", schema.UTCDateTime, nullable=False),
+        Index("ix_findings_status", "status", "namespace"),
+        Index("ix_findings_subject", "subject_key", "kind"),
+    )
+
+
+def _v2_rollups(conn: Connection) -> None:
+    """findings.resolved_at; daily rollups of verdicts and violations, backfilled from the record."""
+    timestamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "TIMESTAMP"
+    conn.execute(text(f"ALTER TABLE findings ADD COLUMN resolved_at {timestamp}"))
+    conn.execute(
+        text("UPDATE findings SET resolved_at = last_judged WHERE status = 'resolved'"),
+    )
+    schema.daily_activity.create(conn)
+    schema.daily_violations.create(conn)
+    day = (
+        "CAST(v.received_at AT TIME ZONE 'UTC' AS DATE)"
+        if conn.dialect.name == "postgresql"
+        else "date(v.received_at)"
+    )
+    conn.execute(
+        text(
+            "INSERT INTO daily_activity (day, namespace, kind, verdicts, denied, warned) "
+            f"SELECT {day}, v.namespace, v.kind, count(*), "
+            "sum(CASE WHEN v.decision = 'deny' THEN 1 ELSE 0 END), "
+            "sum(CASE WHEN v.decision = 'warn' THEN 1 ELSE 0 END) "
+            f"FROM verdicts v GROUP BY {day}, v.namespace, v.kind"
+        )
+    )
+    conn.execute(
+        text(
+            "INSERT INTO daily_violations (day, namespace, policy, violations) "
+            f"SELECT {day}, v.namespace, x.policy, count(*) FROM violations x "
+            f"JOIN verdicts v ON v.evidence_id = x.evidence_id GROUP BY {day}, v.namespace, x.policy"
+        )
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "evidence, verdicts, violations, action outcomes, findings", _v1_initial),
+    Migration(2, "findings.resolved_at and daily rollups", _v2_rollups),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def _version_table() -> Table:
+    return schema.schema_version
+
+
+def current_version(conn: Connection) -> int:
+    """The schema version of the database, 0 when it holds no Tribunal schema."""
+    if not conn.dialect.has_table(conn, schema.schema_version.name):
+        return 0
+    found = conn.execute(select(schema.schema_version.c.version).order_by(text("version DESC"))).first()
+    return int(found[0]) if found else 0
+
+
+def _migrate(conn: Connection, target: int) -> list[int]:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    version = current_version(conn)
+    if version > LATEST:
+        raise StoreError(
+            f"the database's schema version {version} is newer than this Tribunal's ({LATEST}): "
+            "upgrade Tribunal, or point TRIBUNAL_DATABASE_URL at another database"
+        )
+    if version == 0:
+        _version_table().create(conn, checkfirst=True)
+    applied = []
+    for migration in MIGRATIONS:
+        if version < migration.version <= target:
+            migration.apply(conn)
+            conn.execute(
+                schema.schema_version.insert().values(
+                    version=migration.version,
+                    description=migration.description,
+                    applied_at=datetime.now(UTC),
+                )
+            )
+            applied.append(migration.version)
+    return applied
+
+
+async def migrate(engine: AsyncEngine, target: int = LATEST) -> list[int]:
+    """Upgrade the database in place to ``target``; returns the versions applied (often none)."""
+    async with engine.connect() as conn:
+        await conn.execution_options(tribunal_write=True)
+        async with conn.begin():
+            return await conn.run_sync(_migrate, target)
+
+
+async def schema_version_of(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return await conn.run_sync(current_version)
