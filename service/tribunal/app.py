@@ -13,10 +13,11 @@ from prometheus_client import CollectorRegistry, Info
 
 from tribunal.model import EvidenceKind
 from tribunal.policy import InlineEvaluator, PolicyError, PolicyLoadError, PolicyRuntime, load_policy_set
-from tribunal.server import CertificateReloader, ReadinessCheck, Server
+from tribunal.reports.api import read_api_routes
+from tribunal.server import CertificateReloader, Component, ReadinessCheck, Server
 from tribunal.settings import Settings
 from tribunal.sources.webhook import AdmissionWebhook, WebhookConfig
-from tribunal.store import BackgroundRecorder, LogRecorder, Recorder, SqlStore
+from tribunal.store import BackgroundRecorder, Recorder, SqlStore
 
 log = logging.getLogger("tribunal")
 
@@ -66,14 +67,22 @@ def webhook_config(settings: Settings) -> WebhookConfig:
 def build_server(
     settings: Settings, registry: CollectorRegistry | None = None, recorder: Recorder | None = None
 ) -> Server:
-    """The server of ``tribunal serve``: webhook, health, readiness and metrics on one port."""
+    """The server of ``tribunal serve``: webhook, read API, health, readiness and metrics on one port;
+    verdicts recorded in the store of ``settings.database_url`` (or ``recorder``, for tests)."""
     registry = registry or CollectorRegistry()
     runtime = build_policy_runtime(settings)
     evaluator = InlineEvaluator(lambda: runtime.judge)
-    background_recorder = BackgroundRecorder(recorder or LogRecorder())
+    store = build_store(settings)
+    # The store records unless a recorder is given (tests); the read API always reads the store.
+    components: list[Component] = [] if recorder is None else [store]
+    background_recorder = BackgroundRecorder(recorder or store)
     webhook = AdmissionWebhook(
         evaluator, background_recorder, webhook_config(settings), registry, lambda: runtime.revision
     )
+
+    def current_policy_kinds() -> dict[str, EvidenceKind]:
+        return {p.id: EvidenceKind(p.kind) for p in runtime.judge.policy_set.policies.values()}
+
     revision_info = Info("tribunal_policy", "The policy revision being served.", registry=registry)
 
     async def watch_policies() -> None:
@@ -94,8 +103,8 @@ def build_server(
         host=settings.host,
         port=settings.port,
         registry=registry,
-        routes=webhook.routes(),
-        components=[background_recorder, evaluator],
+        routes=[*webhook.routes(), *read_api_routes(store, settings.rules_dir, current_policy_kinds)],
+        components=[*components, background_recorder, evaluator],
         background=[watch_policies],
         readiness=[
             ReadinessCheck("policies", lambda: None if runtime.revision else "no policy revision loaded"),

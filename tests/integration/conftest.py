@@ -157,24 +157,26 @@ StartServer = Callable[..., Awaitable[tuple[Server, MemoryRecorder]]]
 
 
 @pytest.fixture
-async def start_server(tls_pair: tuple[Path, Path]) -> AsyncIterator[StartServer]:
+async def start_server(tls_pair: tuple[Path, Path], tmp_path: Path) -> AsyncIterator[StartServer]:
     """``await start_server(**settings)``: a real Tribunal server on a free port, TLS on by default."""
     started: list[Server] = []
 
-    async def start(tls: bool = True, **overrides: Any) -> tuple[Server, MemoryRecorder]:
+    async def start(tls: bool = True, store: bool = False, **overrides: Any) -> tuple[Server, MemoryRecorder]:
+        """``store=True`` records into the server's own SQL store instead of the returned recorder."""
         values: dict[str, Any] = {
             "host": "127.0.0.1",
             "port": 0,
             "policy_dir": POLICY_DIR,
             "rules_dir": RULES_DIR,
             "policy_reload_interval": 0.2,
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / f'tribunal-{len(started)}.db'}",
             **overrides,
         }
         if tls:
             values.setdefault("tls_cert_file", tls_pair[0])
             values.setdefault("tls_key_file", tls_pair[1])
         recorder = MemoryRecorder()
-        server = build_server(Settings.model_validate(values), recorder=recorder)
+        server = build_server(Settings.model_validate(values), recorder=None if store else recorder)
         await server.start()
         started.append(server)
         return server, recorder

@@ -295,3 +295,32 @@ async def test_plain_http_without_a_certificate(start_server: StartServer) -> No
     async with aiohttp.ClientSession() as session:
         status, answer = await post(session, server.url, review(pod(PRIVILEGED), uid="p-1"))
     assert status == 200 and answer["response"]["allowed"] is False
+
+
+async def test_verdicts_are_recorded_in_the_store_and_read_back(start_server: StartServer, http) -> None:  # type: ignore[no-untyped-def]
+    server, _ = await start_server(store=True)
+    await post(http, server.url, review(pod(PRIVILEGED), uid="s-1"))
+    await post(
+        http,
+        server.url,
+        review(pod(RESTRICTED_OK, name="api", securityContext={"runAsNonRoot": True}), uid="s-2"),
+    )
+    body: dict[str, Any] = {}
+    for _ in range(200):  # recording is asynchronous
+        async with http.get(f"{server.url}/verdicts", params={"kind": "admission"}) as resp:
+            body = await resp.json()
+        if len(body["items"]) == 2:
+            break
+        await asyncio.sleep(0.02)
+    decisions = {item["evidence_id"]: item["decision"] for item in body["items"]}
+    assert decisions == {"s-1": "deny", "s-2": "allow"}
+    async with http.get(f"{server.url}/findings", params={"policy": "privileged_containers"}) as resp:
+        findings = await resp.json()
+    assert [f["status"] for f in findings["items"]] == ["open"]
+    async with http.get(f"{server.url}/reports/compliance", params={"framework": "pss-baseline"}) as resp:
+        report = await resp.json()
+    assert resp.status == 200
+    failing = {c["id"]: c for c in report["controls"] if c["status"] == "fail"}
+    privileged = failing["pss-baseline:privileged-containers"]
+    resources = [r for scope in privileged["scopes"] for r in scope["failing"]]
+    assert [(r["subject_key"], r["evidence_ids"][0]) for r in resources] == [("default/Pod/web", "s-1")]
