@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP_RUN  := $(VENV)/.installed-run
 STAMP_DEV  := $(VENV)/.installed-dev
 
-.PHONY: run test lint policy-test bench clean
+.PHONY: run test lint policy-test bench clean alertmanager
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,14 @@ run: $(STAMP_RUN)
 	$(BIN)/tribunal judge --format table examples/
 
 ## test: lint, type-check, layer check, Rego policy tests and the whole pytest suite
-test: $(STAMP_DEV) lint policy-test
+test: $(STAMP_DEV) alertmanager lint policy-test
 	$(BIN)/pytest -q
+
+# Debian's prometheus-alertmanager, the real Alertmanager the alert tests start on loopback: a no-op
+# where it is on PATH, else installed (needs root, as CI is). Tests never install anything.
+alertmanager:
+	@command -v prometheus-alertmanager >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager; }
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check service tests bench
