@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -60,7 +59,6 @@ class ActionRequest:
     violations: tuple[Violation, ...]
     params: BaseModel
     dedupe_seconds: float
-    started: float = field(default_factory=time.time)
 
     @property
     def policies(self) -> list[str]:

@@ -94,7 +94,13 @@ class BlockImage:
         ]
         removed = await self.blocklist.clear(fixed)
         return (
-            {"action": "block-image", "target": "policy-data", "status": "cleared", "images": removed}
+            {
+                "rule": None,
+                "action": "block-image",
+                "target": "policy-data",
+                "status": "cleared",
+                "images": removed,
+            }
             if removed
             else None
         )

@@ -236,7 +236,12 @@ async def owners_of(
         ref = next((r for r in refs if r.get("controller")), None)
         if ref is None or not owner_supported(ref.get("apiVersion", ""), ref.get("kind", "")):
             break
-        current = await kube.get_owner(ref["apiVersion"], ref["kind"], namespace, ref["name"])
+        try:
+            current = await kube.get_owner(ref["apiVersion"], ref["kind"], namespace, ref["name"])
+        except ActionError as exc:
+            if exc.status == 404:  # the owner is gone (being deleted): the pod is all there is
+                break
+            raise
         current.setdefault("apiVersion", ref["apiVersion"])
         current.setdefault("kind", ref["kind"])
         found.append(current)

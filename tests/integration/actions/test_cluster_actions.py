@@ -347,3 +347,12 @@ async def test_the_test_api_server_rejects_objects_that_break_the_schema(kube_ap
         async with session.post(url, json=bad) as response:
             assert response.status == 422
     assert len(kube_api.invalid) == 1 and "policyTypes" in kube_api.invalid[0]
+
+
+async def test_a_vanished_owner_ends_the_owner_chain(
+    kube_api: TestApiServer, make_dispatcher: MakeDispatcher
+) -> None:
+    kube_api.add_pod("shop", "web-7d4", owner=("ReplicaSet", "gone"))
+    dispatcher = await make_dispatcher(rules("type: annotate"), **kube(kube_api))
+    [outcome] = await dispatcher.dispatch(None, verdict())
+    assert (outcome["status"], outcome["detail"]["patched"]) == ("success", ["Pod/web-7d4"])
