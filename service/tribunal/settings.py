@@ -7,10 +7,50 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EngineName = Literal["regorus", "regopy", "opa"]
+
+
+class ActionSettings(BaseModel):
+    """How Tribunal acts on verdicts (``TRIBUNAL_ACTIONS__<FIELD>``, e.g. TRIBUNAL_ACTIONS__STATE_DIR).
+    Response rules say *what* to do; these say *how*: where state lives, limits, retries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state_dir: Path = Field(
+        Path(".tribunal-state"),
+        description="Where block-image keeps images.json (policy data that must survive a restart).",
+    )
+    kubeconfig: Path | None = Field(
+        None, description="Kubeconfig for cluster actions; unset: in-cluster config, else ~/.kube/config."
+    )
+    kube_context: str | None = Field(None, description="Kubeconfig context; unset: the current one.")
+    kube_api_url: str | None = Field(
+        None, description="Talk to this API server URL without credentials (kubectl proxy, tests)."
+    )
+    external_url: str | None = Field(
+        None, description="Tribunal's own URL, for alert generatorURL links to /verdicts/<id>."
+    )
+    webhook_url: str | None = Field(None, description="Default URL of `alert` actions with target webhook.")
+    alerts_topic: str = Field(
+        "tribunal-alerts", description="Kafka topic of `alert` actions with target kafka."
+    )
+    timeout_seconds: float = Field(10.0, gt=0, description="Deadline of one attempt of one action.")
+    max_attempts: int = Field(
+        4, ge=1, le=20, description="Attempts per action, retries of transient failures included."
+    )
+    backoff_seconds: float = Field(
+        0.5, ge=0, description="First retry delay; doubles per retry, with jitter."
+    )
+    backoff_max_seconds: float = Field(10.0, ge=0, description="Longest retry delay.")
+    destructive_per_minute: int = Field(
+        5, ge=0, description="Quarantines and terminations allowed per namespace per minute (0: none)."
+    )
+    field_manager: str = Field("tribunal", description="fieldManager of Tribunal's writes to the cluster.")
+
+
 # A list setting: comma-separated in the environment (TRIBUNAL_EXEMPT_USERS=a,b), a list in YAML.
 NameList = Annotated[list[str], NoDecode]
 
@@ -18,7 +58,7 @@ NameList = Annotated[list[str], NoDecode]
 class Settings(BaseSettings):
     """Every setting has a default that runs on one machine with no other service."""
 
-    model_config = SettingsConfigDict(env_prefix="TRIBUNAL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TRIBUNAL_", env_nested_delimiter="__", extra="ignore")
 
     host: str = Field("0.0.0.0", description="Address the server listens on.")
     port: int = Field(8443, ge=0, le=65535, description="Port of the webhook, ingest and read API.")
@@ -38,7 +78,8 @@ class Settings(BaseSettings):
         gt=0,
         description="Prune raw evidence older than this many days (verdicts, findings stay); unset: never.",
     )
-    alertmanager_url: str | None = None
+    alertmanager_url: str | None = Field(None, description="Alertmanager base URL for `alert` actions.")
+    actions: ActionSettings = Field(default_factory=ActionSettings, description="How verdicts are acted on.")
     ingest_token: str | None = Field(None, description="Bearer token required by /ingest/* when set.")
     dry_run: bool = Field(False, description="Judge and record, but never deny or act.")
     failure_policy: Literal["fail", "ignore"] = Field(

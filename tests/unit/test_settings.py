@@ -46,3 +46,15 @@ def test_cli_reports_bad_settings(
         "tribunal: invalid settings: engine: Input should be 'regorus', 'regopy' or 'opa'"
         in capsys.readouterr().err
     )
+
+
+def test_action_settings_nest_under_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIBUNAL_ACTIONS__STATE_DIR", "/var/lib/tribunal")
+    monkeypatch.setenv("TRIBUNAL_ACTIONS__DESTRUCTIVE_PER_MINUTE", "2")
+    settings = Settings.load()
+    assert settings.actions.state_dir == Path("/var/lib/tribunal")
+    assert settings.actions.destructive_per_minute == 2
+    assert settings.actions.max_attempts == 4  # the rest keep their defaults
+    monkeypatch.setenv("TRIBUNAL_ACTIONS__MAX_ATTEMPTS", "0")
+    with pytest.raises(ValidationError, match="max_attempts"):
+        Settings.load()

@@ -1,0 +1,288 @@
+"""The dispatcher: matches a verdict against the response rules and runs the actions, concurrently,
+each with a timeout and bounded retries of transient failures (exponential backoff with jitter);
+deduplicates repeats within a rule's window; guards destructive actions; honours dry-run; counts
+everything in Prometheus; and returns one outcome dict per action, for ``Record.actions``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+
+from tribunal.actions.base import ActionError, ActionRequest, ActionSkipped, ActionTarget
+from tribunal.actions.guard import BlastRadiusGuard, Deduper
+from tribunal.actions.rules import BoundAction, RuleMatchResult, RuleSet, RulesRuntime
+from tribunal.model import Evidence, Verdict
+from tribunal.settings import ActionSettings
+
+log = logging.getLogger(__name__)
+
+Outcome = dict[str, Any]
+
+
+class ActionMetrics:
+    """Counters per action and target, kept here only (targets never count)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["action", "target"]
+        self.outcomes = Counter(
+            "tribunal_actions",
+            "Actions by outcome: success, failure, skipped, dry_run, deduplicated, rate_limited, exempt.",
+            [*labels, "status"],
+            registry=registry,
+        )
+        self.attempts = Counter(
+            "tribunal_action_attempts", "Attempts, retries included.", labels, registry=registry
+        )
+        self.retries = Counter(
+            "tribunal_action_retries", "Retries of transient failures.", labels, registry=registry
+        )
+        self.dedupe_hits = Counter(
+            "tribunal_action_dedupe_hits",
+            "Actions not taken: a repeat within the dedupe window.",
+            labels,
+            registry=registry,
+        )
+
+
+class Dispatcher:
+    """``dispatch(evidence, verdict)`` acts on one verdict. ``targets`` maps (action, target name) to a
+    built target; ``rules`` is the live rule set. ``start``/``stop`` are explicit and idempotent;
+    ``stop`` also runs the ``closers`` (clients the composition handed over)."""
+
+    def __init__(
+        self,
+        rules: RulesRuntime,
+        targets: dict[tuple[str, str], ActionTarget],
+        settings: ActionSettings,
+        registry: CollectorRegistry,
+        *,
+        dry_run: bool = False,
+        exempt_namespaces: Iterable[str] = (),
+        reload_interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+        closers: Iterable[Callable[[], Awaitable[None]]] = (),
+    ) -> None:
+        self.rules = rules
+        self.targets = targets
+        self.settings = settings
+        self.dry_run = dry_run
+        self.reload_interval = reload_interval
+        self.metrics = ActionMetrics(registry)
+        self.deduper = Deduper(clock)
+        self.guard = BlastRadiusGuard(settings.destructive_per_minute, exempt_namespaces, clock)
+        self._sleep = sleep
+        self._jitter = jitter
+        self._closers = list(closers)
+        self._watch: asyncio.Task[None] | None = None
+        self._started: list[ActionTarget] = []
+
+    async def start(self) -> None:
+        assert self._watch is None, "Dispatcher.start() called twice"
+        try:
+            for target in self.targets.values():
+                await target.start()
+                self._started.append(target)
+        except BaseException:
+            await self.stop()
+            raise
+        self._watch = asyncio.create_task(self._watch_rules(), name="tribunal-response-rules")
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        while self._started:
+            target = self._started.pop()
+            try:
+                await target.stop()
+            except Exception:
+                log.exception("stopping action target %s failed", type(target).__name__)
+        closers, self._closers = self._closers, []
+        for close in reversed(closers):
+            try:
+                await close()
+            except Exception:
+                log.exception("closing an action client failed")
+
+    async def __aenter__(self) -> Dispatcher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def probe(self) -> str | None:
+        """For a non-fatal ReadinessCheck: the response rules' last reload error, if any."""
+        return self.rules.probe()
+
+    async def _watch_rules(self) -> None:
+        while True:
+            await asyncio.sleep(self.reload_interval)
+            await asyncio.to_thread(self.rules.reload)
+
+    async def dispatch(self, evidence: Evidence | None, verdict: Verdict) -> list[Outcome]:
+        """Act on ``verdict``; one outcome per action taken, planned or skipped (empty when no rule
+        matches). Never raises for a failed action: failures are outcomes."""
+        outcomes: list[Outcome] = []
+        for target in self.targets.values():
+            observe = getattr(target, "observe", None)
+            if observe is not None:
+                try:
+                    observed = await observe(verdict)
+                except Exception as exc:
+                    log.exception("observing verdict %s failed", verdict.evidence_id)
+                    observed = {"status": "failure", "error": str(exc), "target": type(target).__name__}
+                if observed:
+                    outcomes.append(observed)
+        rule_set: RuleSet = self.rules.rules
+        matches = rule_set.match(verdict, evidence)
+        results = await asyncio.gather(*(self._rule(evidence, verdict, m) for m in matches))
+        for result in results:
+            outcomes.extend(result)
+        return outcomes
+
+    async def _rule(
+        self, evidence: Evidence | None, verdict: Verdict, match: RuleMatchResult
+    ) -> list[Outcome]:
+        rule = match.rule.rule
+        requests = [
+            (
+                bound,
+                ActionRequest(
+                    evidence=evidence,
+                    verdict=verdict,
+                    rule=rule.name,
+                    violations=match.violations,
+                    params=bound.params,
+                    dedupe_seconds=rule.dedupe,
+                ),
+            )
+            for bound in match.rule.actions
+        ]
+        policies = sorted({v.policy for v in match.violations})
+        key = (rule.name, verdict.subject.key(), verdict.subject.container or "", ",".join(policies))
+        repeats = self.deduper.check(key, rule.dedupe)
+        if repeats:
+            out = []
+            for bound, _ in requests:
+                self.metrics.dedupe_hits.labels(bound.spec.action, bound.spec.name).inc()
+                out.append(
+                    self._outcome(bound, rule.name, "deduplicated", repeats=repeats, policies=policies)
+                )
+            return out
+        dry_run = self.dry_run or rule.dry_run
+        first = [(b, r) for b, r in requests if not b.spec.runs_last]
+        last = [(b, r) for b, r in requests if b.spec.runs_last]
+        outcomes = list(await asyncio.gather(*(self._one(b, r, dry_run) for b, r in first)))
+        outcomes += await asyncio.gather(*(self._one(b, r, dry_run) for b, r in last))
+        if any(o["status"] == "failure" for o in outcomes):
+            self.deduper.forget(key)  # let the next occurrence try again
+        return outcomes
+
+    def _outcome(self, bound: BoundAction, rule: str, status: str, **extra: Any) -> Outcome:
+        self.metrics.outcomes.labels(bound.spec.action, bound.spec.name, status).inc()
+        return {
+            "rule": rule,
+            "action": bound.spec.action,
+            "target": bound.spec.name,
+            "status": status,
+            **extra,
+        }
+
+    async def _one(self, bound: BoundAction, request: ActionRequest, dry_run: bool) -> Outcome:
+        spec = bound.spec
+        target = self.targets[(spec.action, spec.name)]
+        namespace = request.verdict.subject.namespace
+        policies = request.policies
+        if spec.touches_cluster and self.guard.is_exempt(namespace):
+            return self._outcome(
+                bound, request.rule, "exempt", reason=f"namespace {namespace} is exempt", policies=policies
+            )
+        if dry_run:
+            try:
+                plan = target.plan(request)
+            except ActionSkipped as exc:
+                return self._outcome(
+                    bound, request.rule, "skipped", reason=str(exc), dry_run=True, policies=policies
+                )
+            return self._outcome(bound, request.rule, "dry_run", dry_run=True, plan=plan, policies=policies)
+        if spec.destructive and namespace and not self.guard.allow(namespace):
+            limit = self.settings.destructive_per_minute
+            reason = f"blast radius: {limit} destructive actions per minute in {namespace}"
+            return self._outcome(bound, request.rule, "rate_limited", reason=reason, policies=policies)
+        return await self._run(bound, target, request)
+
+    async def _run(self, bound: BoundAction, target: ActionTarget, request: ActionRequest) -> Outcome:
+        spec = bound.spec
+        attempts = self.metrics.attempts.labels(spec.action, spec.name)
+        retries = self.metrics.retries.labels(spec.action, spec.name)
+        timeout = bound.timeout or self.settings.timeout_seconds
+        started = datetime.now(UTC)
+        error: ActionError | None = None
+        attempt = 0
+        for attempt in range(1, self.settings.max_attempts + 1):
+            attempts.inc()
+            try:
+                async with asyncio.timeout(timeout):
+                    detail = await target.run(request)
+            except ActionSkipped as exc:
+                return self._outcome(
+                    bound,
+                    request.rule,
+                    "skipped",
+                    reason=str(exc),
+                    attempts=attempt,
+                    policies=request.policies,
+                )
+            except ActionError as exc:
+                error = exc
+            except TimeoutError:
+                error = ActionError(f"timed out after {timeout:g}s", retriable=True)
+            except Exception as exc:  # a bug in a target: recorded, never retried
+                log.exception("action %s/%s raised", spec.action, spec.name)
+                error = ActionError(f"{type(exc).__name__}: {exc}")
+            else:
+                return self._outcome(
+                    bound,
+                    request.rule,
+                    "success",
+                    attempts=attempt,
+                    detail=detail,
+                    policies=request.policies,
+                    started_at=started.isoformat(),
+                )
+            if not error.retriable or attempt == self.settings.max_attempts:
+                break
+            retries.inc()
+            await self._sleep(self.backoff(attempt))
+        assert error is not None
+        log.warning("action %s/%s of rule %s failed: %s", spec.action, spec.name, request.rule, error)
+        return self._outcome(
+            bound,
+            request.rule,
+            "failure",
+            attempts=attempt,
+            error=str(error),
+            http_status=error.status,
+            retriable=error.retriable,
+            policies=request.policies,
+            started_at=started.isoformat(),
+        )
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before retry ``attempt`` (1-based): base * 2^(attempt-1), capped, then "equal jitter"
+        (between half and all of it)."""
+        delay = min(self.settings.backoff_max_seconds, self.settings.backoff_seconds * 2.0 ** (attempt - 1))
+        return delay / 2 + self._jitter() * delay / 2

@@ -1,0 +1,143 @@
+"""Fixtures of the action tests: the test Kubernetes API server, a real Alertmanager, and
+dispatchers built the way ``tribunal serve`` builds them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.kube_api import TestApiServer
+from tribunal.actions import Dispatcher, ImageBlocklist, build_dispatcher
+from tribunal.model import Decision, EvidenceKind, Severity, Subject, Verdict, Violation
+from tribunal.settings import Settings
+
+ALERTMANAGER = shutil.which("prometheus-alertmanager")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+async def kube_api() -> AsyncIterator[TestApiServer]:
+    server = TestApiServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def alertmanager(tmp_path: Path) -> AsyncIterator[str]:
+    """A real Alertmanager on a free loopback port (clustering off, storage in tmp); its base URL."""
+    if ALERTMANAGER is None:
+        pytest.skip("prometheus-alertmanager is not installed (make test installs it)")
+    config = tmp_path / "alertmanager.yml"
+    config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = await asyncio.create_subprocess_exec(
+        ALERTMANAGER,
+        f"--config.file={config}",
+        f"--storage.path={tmp_path / 'am-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with aiohttp.ClientSession() as session, asyncio.timeout(20):
+            while True:
+                if process.returncode is not None:
+                    raise RuntimeError(f"alertmanager exited with {process.returncode}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"{url}/-/ready") as response:
+                        if response.status == 200:
+                            break
+                await asyncio.sleep(0.05)
+        yield url
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                async with asyncio.timeout(10):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+MakeDispatcher = Callable[..., Awaitable[Dispatcher]]
+
+
+@pytest.fixture
+async def make_dispatcher(tmp_path: Path) -> AsyncIterator[MakeDispatcher]:
+    """``await make_dispatcher(rules_yaml, **settings)``: a started dispatcher reading ``rules_yaml``
+    (or ``rules_dir=``), with fast retries; stopped after the test."""
+    started: list[Dispatcher] = []
+
+    async def make(
+        rules_yaml: str | None = None,
+        *,
+        rules_dir: Path | None = None,
+        blocklist: ImageBlocklist | None = None,
+        actions: dict[str, Any] | None = None,
+        registry: CollectorRegistry | None = None,
+        **overrides: Any,
+    ) -> Dispatcher:
+        if rules_dir is None:
+            rules_dir = tmp_path / f"rules-{len(started)}"
+            (rules_dir / "response").mkdir(parents=True)
+            (rules_dir / "response" / "rules.yaml").write_text(rules_yaml or "rules: []\n")
+        settings = Settings.model_validate(
+            {
+                "rules_dir": rules_dir,
+                "actions": {"state_dir": tmp_path / "state", "backoff_seconds": 0, **(actions or {})},
+                **overrides,
+            }
+        )
+        dispatcher = build_dispatcher(settings, registry or CollectorRegistry(), blocklist=blocklist)
+        await dispatcher.start()
+        started.append(dispatcher)
+        return dispatcher
+
+    yield make
+    for dispatcher in started:
+        await dispatcher.stop()
+
+
+def verdict(
+    policy: str = "shell_in_container",
+    *,
+    kind: EvidenceKind = EvidenceKind.FALCO,
+    namespace: str = "shop",
+    pod: str | None = "web-7d4",
+    severity: Severity = Severity.HIGH,
+    image: str | None = "nginx:1.27",
+    evidence_id: str = "ev-1",
+) -> Verdict:
+    """A deny verdict with one violation of ``policy``."""
+    return Verdict(
+        evidence_id=evidence_id,
+        kind=kind,
+        subject=Subject(namespace=namespace, pod=pod, container="app", image=image),
+        decision=Decision.DENY,
+        violations=[Violation(policy=policy, msg=f"{policy} happened", severity=severity, controls=["c:1"])],
+        policy_revision="rev1",
+        engine="regorus",
+        evaluated_at=datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
+        latency_ms=0.5,
+    )

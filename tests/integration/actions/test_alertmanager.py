@@ -1,0 +1,97 @@
+"""Alerts delivered to a real Alertmanager (Debian's prometheus-alertmanager on loopback)."""
+
+from __future__ import annotations
+
+import re
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+
+from tests.integration.actions.conftest import MakeDispatcher, verdict
+
+RULE = """
+rules:
+  - name: page-security
+    match: {kinds: [falco], policies: [shell_*], min_severity: high}
+    dedupe: 10m
+    actions:
+      - type: alert
+        params: {labels: {team: security}}
+"""
+
+
+async def alerts_in(url: str) -> list[dict[str, object]]:
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/api/v2/alerts") as response:
+        assert response.status == 200
+        alerts: list[dict[str, object]] = await response.json()
+        return alerts
+
+
+async def received_total(url: str) -> float:
+    """Alertmanager's own count of alerts it accepted (alertmanager_alerts_received_total)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/metrics") as response:
+        text = await response.text()
+    return sum(
+        float(m) for m in re.findall(r"^alertmanager_alerts_received_total\{[^}]*\} (\S+)$", text, re.M)
+    )
+
+
+async def test_alert_is_read_back_with_labels_from_the_verdict(
+    alertmanager: str, make_dispatcher: MakeDispatcher
+) -> None:
+    dispatcher = await make_dispatcher(
+        RULE, alertmanager_url=alertmanager, actions={"external_url": "https://tribunal.example"}
+    )
+    [outcome] = await dispatcher.dispatch(None, verdict())
+    assert outcome["status"] == "success", outcome
+    [alert] = await alerts_in(alertmanager)
+    assert alert["labels"] == {
+        "alertname": "TribunalPolicyViolation",
+        "policy": "shell_in_container",
+        "severity": "high",
+        "kind": "falco",
+        "decision": "deny",
+        "rule": "page-security",
+        "namespace": "shop",
+        "pod": "web-7d4",
+        "container": "app",
+        "image": "nginx:1.27",
+        "team": "security",
+    }
+    assert alert["generatorURL"] == "https://tribunal.example/verdicts/ev-1"
+    annotations = alert["annotations"]
+    assert isinstance(annotations, dict) and annotations["summary"] == "shell_in_container happened"
+    assert annotations["evidence_id"] == "ev-1" and annotations["controls"] == "c:1"
+    assert isinstance(alert["status"], dict) and alert["status"]["state"] == "active"
+
+
+async def test_repeats_inside_the_window_produce_one_alert(
+    alertmanager: str, make_dispatcher: MakeDispatcher
+) -> None:
+    registry = CollectorRegistry()
+    dispatcher = await make_dispatcher(RULE, alertmanager_url=alertmanager, registry=registry)
+    statuses = []
+    for n in range(4):
+        [outcome] = await dispatcher.dispatch(None, verdict(evidence_id=f"ev-{n}"))
+        statuses.append((outcome["status"], outcome.get("repeats")))
+    assert statuses == [("success", None), ("deduplicated", 1), ("deduplicated", 2), ("deduplicated", 3)]
+    assert len(await alerts_in(alertmanager)) == 1
+    assert await received_total(alertmanager) == 1  # one POST reached Alertmanager, not four
+    labels = {"action": "alert", "target": "alertmanager"}
+    assert registry.get_sample_value("tribunal_action_dedupe_hits_total", labels) == 3
+    # another pod is another subject: its own alert
+    [other] = await dispatcher.dispatch(None, verdict(pod="web-9x2"))
+    assert other["status"] == "success"
+    assert sorted(str(a["labels"]["pod"]) for a in await alerts_in(alertmanager)) == ["web-7d4", "web-9x2"]  # type: ignore[index]
+
+
+async def test_unreachable_alertmanager_is_retried_then_recorded_as_failure(
+    make_dispatcher: MakeDispatcher,
+) -> None:
+    from tests.integration.actions.conftest import free_port
+
+    dispatcher = await make_dispatcher(
+        RULE, alertmanager_url=f"http://127.0.0.1:{free_port()}", actions={"max_attempts": 2}
+    )
+    [outcome] = await dispatcher.dispatch(None, verdict())
+    assert (outcome["status"], outcome["attempts"], outcome["retriable"]) == ("failure", 2, True)
