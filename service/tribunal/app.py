@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Info
 
+from tribunal.actions import ImageBlocklist, build_dispatcher, policy_reloader
 from tribunal.model import EvidenceKind
 from tribunal.policy import InlineEvaluator, PolicyError, PolicyLoadError, PolicyRuntime, load_policy_set
 from tribunal.reports.api import read_api_routes
@@ -70,14 +71,23 @@ def build_server(
     """The server of ``tribunal serve``: webhook, read API, health, readiness and metrics on one port;
     verdicts recorded in the store of ``settings.database_url`` (or ``recorder``, for tests)."""
     registry = registry or CollectorRegistry()
-    runtime = build_policy_runtime(settings)
+    # The block-image state file must exist before the policies load: it is their data.
+    blocklist = ImageBlocklist(settings.actions.state_dir)
+    runtime = build_policy_runtime(settings, extra_data=[blocklist.path])
+    blocklist.on_change = policy_reloader(runtime)
+    dispatcher = build_dispatcher(settings, registry, blocklist=blocklist)
     evaluator = InlineEvaluator(lambda: runtime.judge)
     store = build_store(settings)
     # The store records unless a recorder is given (tests); the read API always reads the store.
     components: list[Component] = [] if recorder is None else [store]
     background_recorder = BackgroundRecorder(recorder or store)
     webhook = AdmissionWebhook(
-        evaluator, background_recorder, webhook_config(settings), registry, lambda: runtime.revision
+        evaluator,
+        background_recorder,
+        webhook_config(settings),
+        registry,
+        revision=lambda: runtime.revision,
+        act=dispatcher.dispatch,
     )
 
     def current_policy_kinds() -> dict[str, EvidenceKind]:
@@ -104,11 +114,14 @@ def build_server(
         port=settings.port,
         registry=registry,
         routes=[*webhook.routes(), *read_api_routes(store, settings.rules_dir, current_policy_kinds)],
-        components=[*components, background_recorder, evaluator],
+        # Started in this order, stopped in reverse: the webhook finishes its actions, then the
+        # dispatcher stops, and the recorder writes what is queued.
+        components=[*components, background_recorder, dispatcher, evaluator, webhook],
         background=[watch_policies],
         readiness=[
             ReadinessCheck("policies", lambda: None if runtime.revision else "no policy revision loaded"),
             ReadinessCheck("policy-reload", lambda: runtime.last_error, fatal=False),
+            ReadinessCheck("response-rules", dispatcher.probe, fatal=False),
         ],
         tls=tls,
         tls_reload_interval=settings.tls_reload_interval,

@@ -170,6 +170,7 @@ async def start_server(tls_pair: tuple[Path, Path], tmp_path: Path) -> AsyncIter
             "rules_dir": RULES_DIR,
             "policy_reload_interval": 0.2,
             "database_url": f"sqlite+aiosqlite:///{tmp_path / f'tribunal-{len(started)}.db'}",
+            "actions": {"state_dir": tmp_path / f"state-{len(started)}"},
             **overrides,
         }
         if tls:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -43,6 +43,10 @@ class Evaluator(Protocol):
     async def judge(
         self, evidence: Evidence, deadline: float | None = None, context: dict[str, Any] | None = None
     ) -> Verdict: ...
+
+
+# Acts on a verdict (the response rules' dispatcher), returning one outcome per action.
+Act = Callable[[Evidence, Verdict], Awaitable[list[dict[str, Any]]]]
 
 
 class WebhookConfig(BaseModel):
@@ -113,8 +117,9 @@ class WebhookMetrics:
 
 
 class AdmissionWebhook:
-    """``POST /validate``. ``evaluator`` judges; ``recorder`` keeps every verdict but those of
-    ``dryRun`` requests, which cause no side effects."""
+    """``POST /validate``. ``evaluator`` judges; after the answer, ``act`` (the response rules) runs on
+    the verdict and ``recorder`` keeps it with the action outcomes. ``dryRun`` requests cause neither:
+    they have no side effects. ``stop`` waits for the actions still running."""
 
     def __init__(
         self,
@@ -123,13 +128,28 @@ class AdmissionWebhook:
         config: WebhookConfig,
         registry: CollectorRegistry,
         revision: Callable[[], str],
+        act: Act | None = None,
+        stop_grace_seconds: float = 10.0,
     ) -> None:
         self.evaluator = evaluator
         self.recorder = recorder
         self.config = config
         self.metrics = WebhookMetrics(registry)
         self._revision = revision
+        self._act = act
+        self._stop_grace = stop_grace_seconds
         self._pending: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        if self._pending:
+            _, late = await asyncio.wait(set(self._pending), timeout=self._stop_grace)
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("stopped with %d verdicts still being acted on", len(late))
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/validate", self.validate)]
@@ -172,7 +192,7 @@ class AdmissionWebhook:
         except Exception as exc:
             return self._failure(request.uid, exc), "error"
         if not request.dry_run:
-            self._record(Record(evidence, verdict, raw=body))
+            self._after(evidence, verdict, body)
         return self._response(request.uid, verdict), verdict.decision.value
 
     def _exemption(self, review: AdmissionReview) -> str | None:
@@ -250,13 +270,32 @@ class AdmissionWebhook:
             audit_annotations=annotations,
         )
 
+    def _after(self, evidence: Evidence, verdict: Verdict, body: bytes) -> None:
+        """Act and record off the response path."""
+        if self._act is None:
+            self._record(Record(evidence, verdict, raw=body))
+            return
+        self._track(self._act_then_record(evidence, verdict, body))
+
+    async def _act_then_record(self, evidence: Evidence, verdict: Verdict, body: bytes) -> None:
+        outcomes: list[dict[str, Any]] = []
+        try:
+            assert self._act is not None
+            outcomes = await self._act(evidence, verdict)
+        except Exception:  # the dispatcher reports action failures as outcomes; this is a bug
+            log.exception("acting on admission %s failed", evidence.id)
+        await self.recorder.put(Record(evidence, verdict, raw=body, actions=tuple(outcomes)))
+
     def _record(self, record: Record) -> None:
         try:
             self.recorder.submit(record)
         except asyncio.QueueFull:  # never drop: wait for room, off the response path
-            task = asyncio.create_task(self.recorder.put(record))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            self._track(self.recorder.put(record))
+
+    def _track(self, job: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(job)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def _bad_request(self, message: str, field: str | None) -> web.Response:
         self.metrics.invalid.inc()
