@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from tribunal import __version__
-from tribunal.app import build_policy_runtime
+from tribunal.app import build_policy_runtime, run_consumers
 from tribunal.model import Decision, EvidenceError, EvidenceKind, Verdict
 from tribunal.policy import PolicyError, load_enforcement, load_policy_set, run_policy_tests
 from tribunal.settings import Settings
@@ -85,6 +87,21 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--rules", type=Path, help="rules directory, for enforcement overrides [rules]")
     listing.add_argument("--format", choices=["table", "json", "markdown"], default="table")
     listing.set_defaults(handler=_policy_list)
+
+    consume = commands.add_parser(
+        "consume",
+        help="run only the Kafka consumers (scale out by running more in one group)",
+        description="Consume the input topics as one member of the consumer group, judge, record and "
+        "publish verdicts until SIGTERM or SIGINT, then stop gracefully (finish in-flight messages "
+        "within TRIBUNAL_KAFKA_STOP_GRACE, commit, leave the group). Exit 1 when the consumer failed.",
+    )
+    consume.add_argument("--bootstrap-servers", help="Kafka brokers [TRIBUNAL_KAFKA_BOOTSTRAP_SERVERS]")
+    consume.add_argument("--topics", help="topic=kind,... [TRIBUNAL_KAFKA_TOPICS]")
+    consume.add_argument("--group-id", help="consumer group [TRIBUNAL_KAFKA_GROUP_ID or tribunal]")
+    consume.add_argument("--workers", type=int, help="judge processes; 0: in-process [one per core]")
+    consume.add_argument("--policies", type=Path, help="policy directory [TRIBUNAL_POLICY_DIR or policies]")
+    consume.add_argument("--rules", type=Path, help="rules directory [TRIBUNAL_RULES_DIR or rules]")
+    consume.set_defaults(handler=_consume)
     return parser
 
 
@@ -145,6 +162,25 @@ class _Table:
         total = sum(self.counts.values())
         parts = ", ".join(f"{n} {d.value}" for d, n in self.counts.items())
         self.out.write(f"\n{total} judged: {parts}; {errors} could not be judged\n")
+
+
+def _consume(args: argparse.Namespace) -> int:
+    settings = _settings(
+        args,
+        kafka_bootstrap_servers=args.bootstrap_servers,
+        kafka_topics=args.topics,
+        kafka_group_id=args.group_id,
+        judge_workers=args.workers,
+        policy_dir=args.policies,
+        rules_dir=args.rules,
+    )
+    if not settings.kafka_bootstrap_servers:
+        print(
+            "tribunal: consume needs --bootstrap-servers or TRIBUNAL_KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr
+        )
+        return EXIT_ERROR
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(run_consumers(settings))
 
 
 def _policy_test(args: argparse.Namespace) -> int:

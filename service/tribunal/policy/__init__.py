@@ -5,12 +5,17 @@ from tribunal.policy.engine import PolicyEngine, create_engine, engine_names
 from tribunal.policy.errors import PolicyError, PolicyEvaluationError, PolicyLoadError
 from tribunal.policy.judge import Judge
 from tribunal.policy.loader import PolicyInfo, PolicySet, load_policy_set
+from tribunal.policy.pool import Judged, JudgePool, JudgeSpec, Outcome, RawItem, Rejected
 from tribunal.policy.runtime import PolicyRuntime
 from tribunal.policy.testing import TestReport, TestResult, run_policy_tests
 
 __all__ = [
     "EnforcementConfig",
     "Judge",
+    "JudgePool",
+    "JudgeSpec",
+    "Judged",
+    "Outcome",
     "PolicyEngine",
     "PolicyError",
     "PolicyEvaluationError",
@@ -18,6 +23,8 @@ __all__ = [
     "PolicyLoadError",
     "PolicyRuntime",
     "PolicySet",
+    "RawItem",
+    "Rejected",
     "TestReport",
     "TestResult",
     "create_engine",
