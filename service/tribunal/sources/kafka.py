@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from tribunal.model import EvidenceKind
 from tribunal.policy.pool import Judged, JudgePool, Outcome, RawItem, Rejected
@@ -173,6 +174,8 @@ class KafkaSource:
         self._committer: asyncio.Task[None] | None = None
         self._started = False
         self._stopped = False
+        self._partition_of: dict[bytes, int] = {}
+        self._verdict_partitions = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -357,6 +360,10 @@ class KafkaSource:
         rejected: list[Rejected] = []
         fresh: list[tuple[Any, Judged]] = []
         chunk_ids: set[str] = set()
+        partitions = len(await self._producer.partitions_for(cfg.verdict_topic))
+        if partitions != self._verdict_partitions:
+            self._partition_of.clear()
+            self._verdict_partitions = partitions
         for message, outcome in zip(chunk.messages, outcomes, strict=True):
             if isinstance(outcome, Rejected):
                 rejected.append(outcome)
@@ -373,9 +380,10 @@ class KafkaSource:
             else:
                 chunk_ids.add(outcome.evidence_id)
                 fresh.append((message, outcome))
+                key = outcome.subject_key.encode()
                 sends.append(
                     await self._producer.send(
-                        cfg.verdict_topic, outcome.verdict_json, key=outcome.subject_key.encode()
+                        cfg.verdict_topic, outcome.verdict_json, key=key, partition=self._partition(key)
                     )
                 )
         records = await self._records(fresh)
@@ -394,6 +402,17 @@ class KafkaSource:
         for evidence_id in chunk_ids:
             self.seen.add(evidence_id)
         self._count(chunk, rejected, fresh)
+
+    def _partition(self, key: bytes) -> int:
+        """The verdict topic's partition of ``key``, as Kafka's default partitioner picks it (murmur2),
+        remembered: subjects repeat, and aiokafka's murmur2 is pure Python."""
+        partition = self._partition_of.get(key)
+        if partition is None:
+            if len(self._partition_of) > 100_000:
+                self._partition_of.clear()
+            partition = (murmur2(key) & 0x7FFFFFFF) % self._verdict_partitions
+            self._partition_of[key] = partition
+        return partition
 
     async def _records(self, fresh: list[tuple[Any, Judged]]) -> list[Record]:
         if not fresh:
@@ -429,11 +448,16 @@ class KafkaSource:
             kind = item.kind.value if item.kind else "unknown"
             m.failed.labels("kafka", kind, item.reason).inc()
             m.dead_lettered.labels("kafka", kind).inc()
+        per_kind: dict[EvidenceKind, list[float]] = {}
         for _, judged in fresh:
-            kind = judged.kind.value
-            m.processed.labels("kafka", kind).inc()
-            m.latency.labels("kafka", kind).observe(elapsed)
-            m.engine_latency.labels(kind).observe(judged.latency_ms / 1000)
+            per_kind.setdefault(judged.kind, []).append(judged.latency_ms / 1000)
+        for kind, engine_seconds in per_kind.items():
+            m.processed.labels("kafka", kind.value).inc(len(engine_seconds))
+            latency = m.latency.labels("kafka", kind.value)
+            engine = m.engine_latency.labels(kind.value)
+            for seconds in engine_seconds:
+                latency.observe(elapsed)
+                engine.observe(seconds)
 
     # -- offsets and rebalancing -----------------------------------------------------------------
 
