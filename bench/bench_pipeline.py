@@ -163,14 +163,21 @@ async def tribunal(bootstrap: str, topic: str, count: int, workers: int) -> tupl
         dlq_topic=topic + "-dlq",
     )
     async with JudgePool(runtime, workers) as pool:
+        pids = list(pool._executor._processes) if pool._executor else []  # a bench may peek
+        worker_cpu = sum(cpu_seconds(pid) for pid in pids)
+        main_cpu = time.process_time()
         source = KafkaSource(config, pool, recorder, metrics)
         await source.start()
         await recorder.done.wait()
         # From the first verdict recorded (after the group join and one chunk's judging) to the last.
         elapsed = time.perf_counter() - recorder.first
+        worker_cpu = sum(cpu_seconds(pid) for pid in pids) - worker_cpu
+        main_cpu = time.process_time() - main_cpu
         await source.stop()
     sample = metrics.registry.get_sample_value
     info = {
+        "cpu_ms_per_alert_main": round(main_cpu / count * 1000, 3),
+        "cpu_ms_per_alert_workers": round(worker_cpu / count * 1000, 3),
         "processed": sample("tribunal_evidence_processed_total", {"source": "kafka", "kind": "falco"}),
         "dead_lettered": sample(
             "tribunal_evidence_dead_lettered_total", {"source": "kafka", "kind": "falco"}
@@ -179,23 +186,30 @@ async def tribunal(bootstrap: str, topic: str, count: int, workers: int) -> tupl
     return elapsed, info
 
 
-def _engine_worker(args: tuple[list[bytes], str]) -> tuple[float, int]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _engine_worker(args: tuple[list[bytes], str]) -> tuple[float, float]:
     inputs, policy_dir = args
     engine = create_engine("regorus", load_policy_set(policy_dir))
     engine.evaluate("falco", inputs[0])  # warm
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for item in inputs:
         engine.evaluate("falco", item)
-    return time.perf_counter() - started, len(inputs)
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-def engine_alone(values: list[bytes], workers: int) -> float:
-    """Wall time of ``workers`` processes evaluating their share of the alerts, one engine each."""
+def engine_alone(values: list[bytes], workers: int) -> tuple[float, float]:
+    """Wall time of ``workers`` processes evaluating their share of the alerts, one engine each, and
+    the CPU ms per alert."""
     inputs = [orjson.dumps(parse_evidence(orjson.loads(v), "bench").policy_input()) for v in values]
     shares = [(inputs[i::workers], str(ROOT / "policies")) for i in range(workers)]
     with multiprocessing.get_context("forkserver").Pool(workers) as pool:
         results = pool.map(_engine_worker, shares)
-    return max(elapsed for elapsed, _ in results)
+    return max(elapsed for elapsed, _ in results), sum(cpu for _, cpu in results) / len(values) * 1000
 
 
 async def main() -> None:
@@ -208,6 +222,7 @@ async def main() -> None:
     parser.add_argument("--bootstrap", help="use this broker instead of starting Tansu")
     args = parser.parse_args()
 
+    load = os.getloadavg()[0]
     broker = None
     bootstrap = args.bootstrap
     if bootstrap is None:
@@ -217,8 +232,13 @@ async def main() -> None:
         topic = f"bench-falco-{uuid.uuid4().hex[:6]}"
         produced = await produce(bootstrap, topic, args.partitions, values)
         raw = await raw_consumer(bootstrap, topic, args.alerts)
+        broker_cpu = cpu_seconds(broker.pid) if broker else 0.0
         end_to_end, info = await tribunal(bootstrap, topic, args.alerts, args.workers)
-        engine = await asyncio.to_thread(engine_alone, values, args.workers)
+        if broker is not None:
+            info["cpu_ms_per_alert_broker"] = round(
+                (cpu_seconds(broker.pid) - broker_cpu) / args.alerts * 1000, 3
+            )
+        engine, engine_ms = await asyncio.to_thread(engine_alone, values, args.workers)
     finally:
         if broker is not None:
             broker.terminate()
@@ -228,7 +248,8 @@ async def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"{n} Falco alerts, {args.partitions} partitions, {args.workers} judge workers; "
-        f"produced in {produced:.2f}s ({n / produced:,.0f}/s); tribunal: {info}\n"
+        f"produced in {produced:.2f}s ({n / produced:,.0f}/s); load average at start: {load:.2f}\n"
+        f"tribunal: {info}; engine alone: {engine_ms:.3f} CPU ms per alert\n"
     )
     print("| what | seconds | alerts/s | tribunal vs it |")
     print("|---|---|---|---|")

@@ -255,3 +255,64 @@ async def test_two_consumers_of_one_group_split_the_partitions_and_process_each_
     assert verdicts == Counter(expected)
     committed, ends = await committed_and_ends(kafka_bootstrap, f"{prefix}-group", f"{prefix}-falco")
     assert committed == ends
+
+
+async def test_a_paused_partition_resumes_and_keeps_its_order(
+    kafka_bootstrap: str, inline_pool: JudgePool
+) -> None:
+    prefix = unique("order")
+    await topics_for(kafka_bootstrap, prefix, falco=2)
+    alerts = falco_alerts(240)
+    await produce(kafka_bootstrap, f"{prefix}-falco", [v for v, _ in alerts])
+    recorder = CountingRecorder()
+    order: list[tuple[int, int]] = []
+
+    async def note(records):  # type: ignore[no-untyped-def]
+        for r in records:  # the source names topic[partition]@offset
+            partition, offset = r.evidence.source.rsplit("[", 1)[1].split("]@")
+            order.append((int(partition), int(offset)))
+
+    # At most 8 records in flight per partition, in chunks of 4: the partitions pause and resume often.
+    settings = config(kafka_bootstrap, prefix, max_in_flight=8, chunk_size=4, batch_size=50)
+    source = KafkaSource(
+        settings, inline_pool, recorder, PipelineMetrics(CollectorRegistry()), on_recorded=note
+    )
+    await source.start()
+    try:
+        await wait_until(lambda: len(recorder.records) == len(alerts), "every alert recorded")
+    finally:
+        await source.stop()
+    for partition in (0, 1):
+        offsets = [o for p, o in order if p == partition]
+        assert offsets == sorted(offsets) and offsets, partition
+    assert sorted(order) == sorted(set(order)) and len(order) == len(alerts)
+
+
+async def test_a_member_joining_mid_stream_takes_partitions_and_nothing_is_acted_on_twice(
+    kafka_bootstrap: str, inline_pool: JudgePool
+) -> None:
+    prefix = unique("join")
+    await topics_for(kafka_bootstrap, prefix, falco=4)
+    alerts = falco_alerts(600)
+    expected = {i for _, i in alerts}
+    await produce(kafka_bootstrap, f"{prefix}-falco", [v for v, _ in alerts])
+    recorder = CountingRecorder()
+    settings = config(kafka_bootstrap, prefix, chunk_size=8, max_in_flight=16, batch_size=16)
+    a = KafkaSource(
+        settings, inline_pool, recorder, PipelineMetrics(CollectorRegistry()), on_recorded=recorder.act
+    )
+    b = KafkaSource(
+        settings, inline_pool, recorder, PipelineMetrics(CollectorRegistry()), on_recorded=recorder.act
+    )
+    await a.start()
+    try:
+        await wait_until(lambda: len(recorder.records) > 0, "the first member to start")
+        await b.start()  # a rebalance while a has work in flight: a finishes, commits, hands over
+        await wait_until(lambda: len(recorder.records) == len(expected), "every alert recorded")
+        assert b._parts, "the second member got no partition"
+    finally:
+        await b.stop()
+        await a.stop()
+    assert recorder.acted == Counter(expected)
+    committed, ends = await committed_and_ends(kafka_bootstrap, f"{prefix}-group", f"{prefix}-falco")
+    assert committed == ends

@@ -49,6 +49,9 @@ H_TOPIC = "tribunal-source-topic"
 H_PARTITION = "tribunal-source-partition"
 H_OFFSET = "tribunal-source-offset"
 
+LARGE_DOCUMENT = 256 * 1024
+"""Documents larger than this are re-read into objects in a thread (big Trivy reports)."""
+
 VerdictHook = Callable[[Sequence[Record]], Awaitable[None]]
 """Called with the records recorded for the first time, after they are recorded and published: where
 the actions dispatcher plugs in (and publishes alerts with :meth:`KafkaSource.send_alert`)."""
@@ -415,18 +418,15 @@ class KafkaSource:
         return partition
 
     async def _records(self, fresh: list[tuple[Any, Judged]]) -> list[Record]:
-        if not fresh:
-            return []
-
-        def build() -> list[Record]:
-            out = []
-            for message, judged in fresh:
+        """Records of the judged messages; a large document is re-read in a thread, off the loop."""
+        records = []
+        for message, judged in fresh:
+            if len(message.value) > LARGE_DOCUMENT:
+                evidence, verdict = await asyncio.to_thread(judged.rebuild, message.value)
+            else:
                 evidence, verdict = judged.rebuild(message.value)
-                out.append(Record(evidence, verdict, message.value))
-            return out
-
-        size = sum(len(m.value) for m, _ in fresh)
-        return await asyncio.to_thread(build) if size > 256 * 1024 else build()
+            records.append(Record(evidence, verdict, message.value))
+        return records
 
     async def _record(self, records: list[Record]) -> list[Record]:
         if not records:
