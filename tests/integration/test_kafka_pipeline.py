@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 
 import orjson
 import pytest
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from prometheus_client import CollectorRegistry
 
-from tests.conftest import POLICY_DIR, RULES_DIR, needs_shared
+from tests.conftest import POLICY_DIR, RULES_DIR, falco_alert, needs_shared
 from tests.integration.kafka_support import (
     CountingRecorder,
     committed_and_ends,
@@ -24,7 +25,7 @@ from tests.integration.kafka_support import (
     unique,
     wait_until,
 )
-from tribunal.model import EvidenceKind, Verdict
+from tribunal.model import EvidenceKind, Verdict, parse_evidence
 from tribunal.policy import JudgePool, PolicyRuntime
 from tribunal.sources.kafka import (
     H_ERROR,
@@ -316,3 +317,34 @@ async def test_a_member_joining_mid_stream_takes_partitions_and_nothing_is_acted
     assert recorder.acted == Counter(expected)
     committed, ends = await committed_and_ends(kafka_bootstrap, f"{prefix}-group", f"{prefix}-falco")
     assert committed == ends
+
+
+@needs_shared
+async def test_a_verdict_too_large_to_publish_is_dead_lettered_and_the_partition_moves_on(
+    kafka_bootstrap: str, inline_pool: JudgePool, runtime: PolicyRuntime
+) -> None:
+    prefix = unique("large")
+    await topics_for(kafka_bootstrap, prefix, falco=1)
+    # A sample whose verdict is larger than the alert: its verdict cannot be sent, its dead letter can.
+    (big_verdict,) = [v for v, _ in shared_messages("falco", EvidenceKind.FALCO) if b"touch /bin/hack" in v]
+    verdict = runtime.judge.judge(parse_evidence(orjson.loads(big_verdict), "x"))
+    verdict_size = DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        verdict.subject.key().encode(), verdict.model_dump_json().encode(), []
+    )
+    small = orjson.dumps(falco_alert())
+    await produce(kafka_bootstrap, f"{prefix}-falco", [big_verdict, small])
+    recorder = CountingRecorder()
+    settings = config(kafka_bootstrap, prefix, max_request_bytes=verdict_size - 1)
+    metrics = PipelineMetrics(CollectorRegistry())
+    source = KafkaSource(settings, inline_pool, recorder, metrics, on_recorded=recorder.act)
+    await source.start()
+    try:
+        await wait_until(lambda: len(recorder.records) == 1, "the small alert recorded")
+    finally:
+        await source.stop()
+    assert set(recorder.records) == {falco_alert()["uuid"]}
+    (letter,) = await read_topic(kafka_bootstrap, f"{prefix}-dlq")
+    assert letter.value == big_verdict
+    assert b"the verdict could not be published: MessageSizeTooLargeError" in dict(letter.headers)[H_ERROR]
+    committed, ends = await committed_and_ends(kafka_bootstrap, f"{prefix}-group", f"{prefix}-falco")
+    assert committed == ends == {0: 2}

@@ -90,6 +90,9 @@ class KafkaConfig:
     seen_capacity: int = 100_000
     """Evidence ids remembered as done in this process."""
     max_message_bytes: int = 64 * 1024 * 1024
+    max_request_bytes: int | None = None
+    """Largest message the producer sends (verdicts, dead letters); default max_message_bytes + 64 KiB.
+    Keep it at or below the broker's message.max.bytes: a verdict larger than that is dead-lettered."""
     auto_offset_reset: str = "earliest"
     session_timeout_ms: int = 10_000
     """A member silent this long is dropped from the group and its partitions reassigned."""
@@ -177,6 +180,7 @@ class KafkaSource:
         self._committer: asyncio.Task[None] | None = None
         self._started = False
         self._stopped = False
+        self._revoked: set[TopicPartition] = set()  # revoked, not yet re-assigned: fetched records dropped
         self._partition_of: dict[bytes, int] = {}
         self._verdict_partitions = 0
 
@@ -191,7 +195,7 @@ class KafkaSource:
             client_id=cfg.client_id,
             acks="all",
             linger_ms=5,
-            max_request_size=cfg.max_message_bytes + 64 * 1024,
+            max_request_size=cfg.max_request_bytes or cfg.max_message_bytes + 64 * 1024,
         )
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap_servers,
@@ -277,6 +281,8 @@ class KafkaSource:
                 continue
             now = time.monotonic()
             for tp, messages in batches.items():
+                if tp in self._revoked:
+                    continue  # uncommitted: the partition's next owner gets these again
                 part = self._parts.get(tp)
                 if part is None:
                     if tp not in consumer.assignment():
@@ -358,9 +364,10 @@ class KafkaSource:
                 delay = min(delay * 2, 5.0)
 
     async def _deliver(self, chunk: _Chunk, outcomes: list[Outcome]) -> None:
+        """Dead letters and verdicts of one chunk, then records and the hook. Raises (the chunk is
+        retried) on a retriable failure; a message that can never be published is dead-lettered."""
         cfg = self.config
-        sends: list[asyncio.Future[Any]] = []
-        rejected: list[Rejected] = []
+        rejected: list[tuple[Any, Rejected]] = []
         fresh: list[tuple[Any, Judged]] = []
         chunk_ids: set[str] = set()
         partitions = len(await self._producer.partitions_for(cfg.verdict_topic))
@@ -369,32 +376,36 @@ class KafkaSource:
             self._verdict_partitions = partitions
         for message, outcome in zip(chunk.messages, outcomes, strict=True):
             if isinstance(outcome, Rejected):
-                rejected.append(outcome)
-                sends.append(
-                    await self._producer.send(
-                        cfg.dlq_topic,
-                        message.value,
-                        key=message.key,
-                        headers=_dead_letter_headers(message, outcome),
-                    )
-                )
+                rejected.append((message, outcome))
             elif outcome.evidence_id in self.seen or outcome.evidence_id in chunk_ids:
                 self.metrics.duplicates.labels("kafka", outcome.kind.value).inc()
             else:
                 chunk_ids.add(outcome.evidence_id)
                 fresh.append((message, outcome))
-                key = outcome.subject_key.encode()
-                sends.append(
-                    await self._producer.send(
-                        cfg.verdict_topic, outcome.verdict_json, key=key, partition=self._partition(key)
-                    )
-                )
+        verdicts = [
+            await self._send(
+                cfg.verdict_topic, judged.verdict_json, judged.subject_key.encode(), partitioned=True
+            )
+            for _, judged in fresh
+        ]
+        letters = [await self._dead_letter(message, outcome) for message, outcome in rejected]
         records = await self._records(fresh)
-        try:
-            await asyncio.gather(*sends)
-        except Exception:
-            self.metrics.delivery_errors.labels("publish").inc()
-            raise
+        failed = await self._settle(verdicts)
+        if failed:  # verdicts that can never be published: dead-letter their messages instead
+            unpublishable = []
+            for index, exc in sorted(failed.items()):
+                message, judged = fresh[index]
+                error = f"{judged.source}: the verdict could not be published: {type(exc).__name__}: {exc}"
+                log.error("%s", error)
+                unpublishable.append((message, Rejected(judged.source, "internal", error, None, judged.kind)))
+            letters += [await self._dead_letter(message, outcome) for message, outcome in unpublishable]
+            rejected += unpublishable
+            chunk_ids.difference_update(fresh[i][1].evidence_id for i in failed)
+            records = [r for i, r in enumerate(records) if i not in failed]
+            fresh = [f for i, f in enumerate(fresh) if i not in failed]
+        for index, exc in (await self._settle(letters)).items():
+            message, outcome = rejected[index]
+            log.error("%s: could not be dead-lettered, dropped: %s (%s)", outcome.source, exc, outcome.error)
         new = await self._record(records)
         if self.on_recorded is not None and new:
             try:
@@ -404,7 +415,50 @@ class KafkaSource:
                 log.exception("the verdict hook failed on %d records", len(new))
         for evidence_id in chunk_ids:
             self.seen.add(evidence_id)
-        self._count(chunk, rejected, fresh)
+        self._count(chunk, [r for _, r in rejected], fresh)
+
+    async def _dead_letter(self, message: Any, rejected: Rejected) -> asyncio.Future[Any] | BaseException:
+        headers = _dead_letter_headers(message, rejected)
+        return await self._send(self.config.dlq_topic, message.value, message.key, headers=headers)
+
+    async def _send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        *,
+        partitioned: bool = False,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any] | BaseException:
+        """The broker's future for one message, or the error that means it can never be sent."""
+        partition = self._partition(key) if partitioned and key is not None else None
+        try:
+            future: asyncio.Future[Any] = await self._producer.send(
+                topic, value, key=key, partition=partition, headers=headers
+            )
+            return future
+        except KafkaError as exc:
+            if getattr(exc, "retriable", False):
+                raise
+            error: BaseException = exc
+            return error
+
+    async def _settle(self, sends: list[asyncio.Future[Any] | BaseException]) -> dict[int, BaseException]:
+        """Wait for every send; raise the first retriable failure, return the others by index."""
+        futures = [s for s in sends if isinstance(s, asyncio.Future)]
+        results = iter(await asyncio.gather(*futures, return_exceptions=True))
+        failed: dict[int, BaseException] = {}
+        for index, send in enumerate(sends):
+            outcome = send if not isinstance(send, asyncio.Future) else next(results)
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, asyncio.CancelledError) or getattr(outcome, "retriable", False):
+                    self.metrics.delivery_errors.labels("publish").inc()
+                    raise outcome
+                if not isinstance(outcome, KafkaError):
+                    self.metrics.delivery_errors.labels("publish").inc()
+                    raise outcome
+                failed[index] = outcome
+        return failed
 
     def _partition(self, key: bytes) -> int:
         """The verdict topic's partition of ``key``, as Kafka's default partitioner picks it (murmur2),
@@ -487,6 +541,7 @@ class KafkaSource:
                 part.committed = offset
 
     def _assign(self, assigned: list[TopicPartition]) -> None:
+        self._revoked.difference_update(assigned)
         for tp in assigned:
             if tp not in self._parts:
                 self._assign_one(tp)
@@ -500,6 +555,7 @@ class KafkaSource:
         return part
 
     async def _revoke(self, revoked: list[TopicPartition]) -> None:
+        self._revoked.update(revoked)
         parts = [self._parts[tp] for tp in revoked if tp in self._parts]
         if not parts or self._stopped:
             return
