@@ -9,7 +9,8 @@ import signal
 from collections.abc import Iterable
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
+from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry, start_http_server
 
 from tribunal.model import EvidenceKind
 from tribunal.policy import JudgePool, PolicyLoadError, PolicyRuntime
@@ -70,12 +71,18 @@ def build_kafka_source(
     return KafkaSource(kafka_config(settings), pool, recorder, metrics, on_recorded=on_recorded)
 
 
-async def run_consumers(settings: Settings, recorder: Recorder | None = None) -> int:
+async def run_consumers(
+    settings: Settings, recorder: Recorder | None = None, *, metrics_port: int | None = None
+) -> int:
     """``tribunal consume``: policies (hot-reloaded), judge pool, recorder and the Kafka consumers,
-    until SIGTERM or SIGINT; then a graceful stop. 0 on a clean stop, 1 when the consumer failed."""
+    until SIGTERM or SIGINT; then a graceful stop. 0 on a clean stop, 1 when the consumer failed.
+    ``metrics_port``: serve the Prometheus metrics on it (``/metrics``), on ``settings.host``."""
     runtime = build_policy_runtime(settings)
     recorder = recorder or LogRecorder()
     metrics = PipelineMetrics(CollectorRegistry())
+    exporter = None
+    if metrics_port is not None:
+        exporter, _ = start_http_server(metrics_port, settings.host, registry=metrics.registry)
     pool = build_judge_pool(settings, runtime)
     source = build_kafka_source(settings, pool, recorder, metrics)
     stop = asyncio.Event()
@@ -91,7 +98,11 @@ async def run_consumers(settings: Settings, recorder: Recorder | None = None) ->
         try:
             await pool.start()
             try:
-                await source.start()
+                try:
+                    await source.start()
+                except KafkaError as exc:
+                    log.error("cannot start the Kafka consumer: %s", exc)
+                    return 1
                 log.info(
                     "consuming %s as group %r (%d judge workers, policy revision %s)",
                     ", ".join(settings.kafka_topic_kinds()),
@@ -116,6 +127,8 @@ async def run_consumers(settings: Settings, recorder: Recorder | None = None) ->
         finally:
             await recorder.stop()
     finally:
+        if exporter is not None:
+            exporter.shutdown()
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher

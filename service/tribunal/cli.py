@@ -101,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     consume.add_argument("--workers", type=int, help="judge processes; 0: in-process [one per core]")
     consume.add_argument("--policies", type=Path, help="policy directory [TRIBUNAL_POLICY_DIR or policies]")
     consume.add_argument("--rules", type=Path, help="rules directory [TRIBUNAL_RULES_DIR or rules]")
+    consume.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port [off]")
     consume.set_defaults(handler=_consume)
     return parser
 
@@ -180,7 +181,7 @@ def _consume(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(run_consumers(settings))
+    return asyncio.run(run_consumers(settings, metrics_port=args.metrics_port))
 
 
 def _policy_test(args: argparse.Namespace) -> int:

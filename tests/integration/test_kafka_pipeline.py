@@ -62,7 +62,7 @@ def config(bootstrap: str, prefix: str, **overrides: object) -> KafkaConfig:
         "dlq_topic": f"{prefix}-dlq",
         "alerts_topic": f"{prefix}-alerts",
         "max_message_bytes": 8 * 1024 * 1024,
-        "stop_grace": 30.0,
+        "stop_grace": 10.0,
         "commit_interval": 0.2,
         # Tansu numbers the first generation of a group 0, and aiokafka sends LeaveGroup only for
         # generations > 0: a first member that stops is only dropped when its session times out.

@@ -49,6 +49,9 @@ H_TOPIC = "tribunal-source-topic"
 H_PARTITION = "tribunal-source-partition"
 H_OFFSET = "tribunal-source-offset"
 
+COMMIT_TIMEOUT = 10.0
+"""Seconds one offset commit may take before it is given up (and retried with the next)."""
+
 LARGE_DOCUMENT = 256 * 1024
 """Documents larger than this are re-read into objects in a thread (big Trivy reports)."""
 
@@ -207,12 +210,16 @@ class KafkaSource:
             fetch_max_bytes=64 * 1024 * 1024,
             session_timeout_ms=cfg.session_timeout_ms,
             heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+            # A revoke drains in-flight work (up to stop_grace) before the member rejoins.
+            rebalance_timeout_ms=max(cfg.session_timeout_ms, int(cfg.stop_grace * 1000) + 5_000),
         )
-        await self._producer.start()
         try:
+            await self._producer.start()
             self._consumer.subscribe(list(cfg.topics), listener=_Rebalance(self))
             await self._consumer.start()
         except BaseException:
+            self._stopped = True
+            await self._consumer.stop()
             await self._producer.stop()
             raise
         self._fetcher = asyncio.create_task(self._fetch_loop(), name="tribunal-kafka-fetch")
@@ -256,11 +263,19 @@ class KafkaSource:
         await self.stop()
 
     async def _close_clients(self) -> None:
-        self._parts.clear()
+        """Leave the group and close both clients; bounded, so a broker that never answers (or a
+        rebalance that never ends) cannot hold the stop forever."""
+        limit = max(5.0, self.config.stop_grace)
         try:
-            await self._consumer.stop()
+            await asyncio.wait_for(self._consumer.stop(), limit)
+        except TimeoutError:
+            log.warning("the consumer did not leave the group within %.0fs; closing anyway", limit)
         finally:
-            await self._producer.stop()
+            await self._drop(list(self._parts.values()))  # any assigned while leaving
+            try:
+                await asyncio.wait_for(self._producer.stop(), limit)
+            except TimeoutError:
+                log.warning("the producer did not flush within %.0fs", limit)
 
     async def send_alert(self, key: bytes | None, value: bytes) -> None:
         """Publish to the alerts topic (for the actions dispatcher) and wait for the broker's ack."""
@@ -530,10 +545,10 @@ class KafkaSource:
         if not offsets:
             return
         try:
-            await self._consumer.commit(offsets)
-        except KafkaError as exc:  # e.g. during a rebalance; what is done is committed next time
+            await asyncio.wait_for(self._consumer.commit(offsets), COMMIT_TIMEOUT)
+        except (KafkaError, TimeoutError) as exc:  # e.g. in a rebalance; done offsets are committed later
             self.metrics.delivery_errors.labels("commit").inc()
-            log.warning("commit failed (will retry): %s", exc)
+            log.warning("commit failed (will retry): %r", exc)
             return
         for tp, offset in offsets.items():
             part = self._parts.get(tp)
@@ -542,6 +557,8 @@ class KafkaSource:
 
     def _assign(self, assigned: list[TopicPartition]) -> None:
         self._revoked.difference_update(assigned)
+        if self._stopped:
+            return
         for tp in assigned:
             if tp not in self._parts:
                 self._assign_one(tp)
