@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from tribunal import __version__
-from tribunal.app import build_policy_runtime, build_server, build_store, policy_kinds, serve
+from tribunal.app import build_policy_runtime, build_server, build_store, policy_kinds, run_consumers, serve
 from tribunal.model import Decision, EvidenceError, EvidenceKind, TribunalError, Verdict
 from tribunal.policy import PolicyError, load_enforcement, load_policy_set, run_policy_tests
 from tribunal.reports import FORMATS, build_report, get_format, load_framework, parse_since
@@ -126,6 +126,22 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--rules", type=Path, help="rules directory, for frameworks/ [rules]")
     report.add_argument("--policies", type=Path, help="policy directory, for policy kinds [policies]")
     report.set_defaults(handler=_report)
+
+    consume = commands.add_parser(
+        "consume",
+        help="run only the Kafka consumers (scale out by running more in one group)",
+        description="Consume the input topics as one member of the consumer group, judge, record and "
+        "publish verdicts until SIGTERM or SIGINT, then stop gracefully (finish in-flight messages "
+        "within TRIBUNAL_KAFKA_STOP_GRACE, commit, leave the group). Exit 1 when the consumer failed.",
+    )
+    consume.add_argument("--bootstrap-servers", help="Kafka brokers [TRIBUNAL_KAFKA_BOOTSTRAP_SERVERS]")
+    consume.add_argument("--topics", help="topic=kind,... [TRIBUNAL_KAFKA_TOPICS]")
+    consume.add_argument("--group-id", help="consumer group [TRIBUNAL_KAFKA_GROUP_ID or tribunal]")
+    consume.add_argument("--workers", type=int, help="judge processes; 0: in-process [one per core]")
+    consume.add_argument("--policies", type=Path, help="policy directory [TRIBUNAL_POLICY_DIR or policies]")
+    consume.add_argument("--rules", type=Path, help="rules directory [TRIBUNAL_RULES_DIR or rules]")
+    consume.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port [off]")
+    consume.set_defaults(handler=_consume)
     return parser
 
 
@@ -254,6 +270,25 @@ class _Table:
         total = sum(self.counts.values())
         parts = ", ".join(f"{n} {d.value}" for d, n in self.counts.items())
         self.out.write(f"\n{total} judged: {parts}; {errors} could not be judged\n")
+
+
+def _consume(args: argparse.Namespace) -> int:
+    settings = _settings(
+        args,
+        kafka_bootstrap_servers=args.bootstrap_servers,
+        kafka_topics=args.topics,
+        kafka_group_id=args.group_id,
+        judge_workers=args.workers,
+        policy_dir=args.policies,
+        rules_dir=args.rules,
+    )
+    if not settings.kafka_bootstrap_servers:
+        print(
+            "tribunal: consume needs --bootstrap-servers or TRIBUNAL_KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr
+        )
+        return EXIT_ERROR
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(run_consumers(settings, metrics_port=args.metrics_port))
 
 
 def _policy_test(args: argparse.Namespace) -> int:

@@ -56,12 +56,10 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         port: int = 9092,
         topics: dict[str, int] | None = None,
-        log_file: Path | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.topics = dict(DEFAULT_TOPICS if topics is None else topics)
-        self.log_file = log_file
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -70,23 +68,18 @@ class EmbeddedBroker:
 
     async def start(self) -> None:
         url = f"tcp://{self.host}:{self.port}"
-        out = open(self.log_file, "ab") if self.log_file else asyncio.subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self._process = await asyncio.create_subprocess_exec(
-                str(tansu_binary()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-                stdout=out,
-                stderr=out,
-            )
-        finally:
-            if not isinstance(out, int):
-                out.close()
+        self._process = await asyncio.create_subprocess_exec(
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         try:
             async with asyncio.timeout(20):
                 while True:

@@ -69,6 +69,26 @@ class Settings(BaseSettings):
     engine: EngineName = Field("regorus", description="Rego backend: regorus, regopy or opa.")
     opa_url: str | None = Field(None, description="OPA server URL, for engine=opa.")
     kafka_bootstrap_servers: str | None = Field(None, description="Unset: no Kafka consumers.")
+    kafka_topics: str = Field(
+        "falco-events=falco,trivy-reports=trivy,tribunal-admissions=admission",
+        description="Input topics, comma-separated, each `topic=kind` (falco, trivy, admission) or "
+        "`topic` alone (the kind is detected per message).",
+    )
+    kafka_group_id: str = Field("tribunal", description="Consumer group: replicas share its partitions.")
+    kafka_verdict_topic: str = Field("tribunal-verdicts", description="Every verdict, keyed by subject.")
+    kafka_alerts_topic: str = Field("tribunal-alerts", description="Verdicts that response rules alert on.")
+    kafka_dlq_topic: str = Field("tribunal-dlq", description="Messages that could not be judged.")
+    kafka_batch_size: int = Field(500, ge=1, description="Most messages one fetch returns.")
+    kafka_max_in_flight: int = Field(
+        2000, ge=1, description="Messages of one partition fetched but not yet done; past it, it pauses."
+    )
+    kafka_stop_grace: float = Field(
+        10.0, ge=0, description="Seconds a stop or rebalance waits for in-flight messages to finish."
+    )
+    kafka_commit_interval: float = Field(1.0, gt=0, description="Seconds between offset commits.")
+    judge_workers: int | None = Field(
+        None, ge=0, description="Judge worker processes; unset: one per core; 0: judge in-process."
+    )
     database_url: str = Field(
         "sqlite+aiosqlite:///tribunal.db",
         description="Where verdicts are kept: sqlite+aiosqlite:///FILE; postgresql+asyncpg://… for replicas.",
@@ -106,6 +126,16 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("kafka_topics")
+    @classmethod
+    def _topics(cls, value: str) -> str:
+        parse_topics(value)
+        return value
+
+    def kafka_topic_kinds(self) -> dict[str, str | None]:
+        """``kafka_topics`` as topic -> kind (None: detect per message)."""
+        return parse_topics(self.kafka_topics)
+
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
         """Defaults < YAML file < environment < explicit overrides (CLI flags)."""
@@ -118,3 +148,21 @@ class Settings(BaseSettings):
         env = cls()
         merged = {**from_file, **env.model_dump(exclude_unset=True), **overrides}
         return cls.model_validate(merged)
+
+
+TOPIC_KINDS = ("falco", "trivy", "admission")
+
+
+def parse_topics(value: str) -> dict[str, str | None]:
+    """``falco-events=falco,raw`` -> ``{"falco-events": "falco", "raw": None}``."""
+    topics: dict[str, str | None] = {}
+    for entry in value.split(","):
+        topic, _, kind = (part.strip() for part in entry.partition("="))
+        if not topic:
+            raise ValueError(f"empty topic name in {value!r}")
+        if kind and kind not in TOPIC_KINDS:
+            raise ValueError(
+                f"{topic}: unknown evidence kind {kind!r} (expected one of {', '.join(TOPIC_KINDS)})"
+            )
+        topics[topic] = kind or None
+    return topics

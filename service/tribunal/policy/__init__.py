@@ -6,6 +6,7 @@ from tribunal.policy.errors import PolicyError, PolicyEvaluationError, PolicyLoa
 from tribunal.policy.evaluator import EvaluationTimeout, InlineEvaluator, ThreadEvaluator
 from tribunal.policy.judge import Judge
 from tribunal.policy.loader import PolicyInfo, PolicySet, load_policy_set
+from tribunal.policy.pool import Judged, JudgePool, JudgeSpec, Outcome, RawItem, Rejected
 from tribunal.policy.runtime import PolicyRuntime
 from tribunal.policy.testing import TestReport, TestResult, run_policy_tests
 
@@ -14,6 +15,10 @@ __all__ = [
     "EvaluationTimeout",
     "InlineEvaluator",
     "Judge",
+    "JudgePool",
+    "JudgeSpec",
+    "Judged",
+    "Outcome",
     "PolicyEngine",
     "PolicyError",
     "PolicyEvaluationError",
@@ -21,6 +26,8 @@ __all__ = [
     "PolicyLoadError",
     "PolicyRuntime",
     "PolicySet",
+    "RawItem",
+    "Rejected",
     "TestReport",
     "TestResult",
     "ThreadEvaluator",

@@ -1,0 +1,631 @@
+"""Evidence from Kafka: one consumer group, at-least-once, nothing lost.
+
+Per partition, fetched messages are cut into chunks and judged in the :class:`JudgePool` at once (the
+pool's workers run chunks of several partitions, and several chunks of one partition, in parallel);
+one finisher task per partition then takes the chunks in offset order and, for each: sends the
+rejected documents to the dead-letter topic, publishes the verdicts (keyed by subject), records them,
+calls the hook with the evidence recorded for the first time, and only then marks the offsets done.
+Done offsets are committed every ``commit_interval``, on partition revoke and on stop.
+
+Idempotent on evidence id: a bounded set of the ids done in this process skips redelivered evidence
+before it is published again; across processes, a Recorder with ``record_new`` (see
+:class:`ClaimingRecorder`) tells which records are new, and only those reach the hook (actions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+
+from tribunal.model import EvidenceKind
+from tribunal.policy.pool import Judged, JudgePool, Outcome, RawItem, Rejected
+from tribunal.sources.metrics import PipelineMetrics
+from tribunal.store import Record, Recorder
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TOPICS: Mapping[str, EvidenceKind | None] = {
+    "falco-events": EvidenceKind.FALCO,
+    "trivy-reports": EvidenceKind.TRIVY,
+    "tribunal-admissions": EvidenceKind.ADMISSION,
+}
+
+# Headers a dead letter carries besides the original message's own.
+H_ERROR = "tribunal-error"
+H_REASON = "tribunal-error-reason"
+H_FIELD = "tribunal-error-field"
+H_TOPIC = "tribunal-source-topic"
+H_PARTITION = "tribunal-source-partition"
+H_OFFSET = "tribunal-source-offset"
+
+COMMIT_TIMEOUT = 10.0
+"""Seconds one offset commit may take before it is given up (and retried with the next)."""
+
+LARGE_DOCUMENT = 256 * 1024
+"""Documents larger than this are re-read into objects in a thread (big Trivy reports)."""
+
+VerdictHook = Callable[[Sequence[Record]], Awaitable[None]]
+"""Called with the records recorded for the first time, after they are recorded and published: where
+the actions dispatcher plugs in (and publishes alerts with :meth:`KafkaSource.send_alert`)."""
+
+
+@runtime_checkable
+class ClaimingRecorder(Protocol):
+    """A Recorder that also says which records it had not seen: ``record_new`` records like
+    ``record`` and returns the evidence ids recorded for the first time (the SQL store: insert ... on
+    conflict do nothing returning id). Without it the hook gets every record not done in this process."""
+
+    async def record_new(self, records: Sequence[Record]) -> Collection[str]: ...
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """How the consumer runs; ``topics`` maps each input topic to the evidence kind it carries."""
+
+    bootstrap_servers: str
+    topics: Mapping[str, EvidenceKind | None] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
+    group_id: str = "tribunal"
+    verdict_topic: str = "tribunal-verdicts"
+    alerts_topic: str = "tribunal-alerts"
+    dlq_topic: str = "tribunal-dlq"
+    client_id: str = "tribunal"
+    batch_size: int = 500
+    """Most records one fetch (``getmany``) returns."""
+    chunk_size: int = 128
+    """Most records judged in one worker call; a chunk also ends after ``chunk_bytes``."""
+    chunk_bytes: int = 1024 * 1024
+    max_in_flight: int = 2000
+    """Records of one partition fetched but not finished; past it the partition is paused."""
+    stop_grace: float = 10.0
+    """Seconds ``stop`` (and a revoke) waits for in-flight work before giving it up uncommitted."""
+    commit_interval: float = 1.0
+    seen_capacity: int = 100_000
+    """Evidence ids remembered as done in this process."""
+    max_message_bytes: int = 64 * 1024 * 1024
+    max_request_bytes: int | None = None
+    """Largest message the producer sends (verdicts, dead letters); default max_message_bytes + 64 KiB.
+    Keep it at or below the broker's message.max.bytes: a verdict larger than that is dead-lettered."""
+    auto_offset_reset: str = "earliest"
+    session_timeout_ms: int = 10_000
+    """A member silent this long is dropped from the group and its partitions reassigned."""
+    heartbeat_interval_ms: int = 3_000
+
+
+class SeenIds:
+    """A bounded set of evidence ids, the oldest forgotten first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, evidence_id: object) -> bool:
+        return evidence_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, evidence_id: str) -> None:
+        self._ids[evidence_id] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+
+
+@dataclass(eq=False)
+class _Chunk:
+    messages: list[Any]  # aiokafka ConsumerRecord
+    judging: asyncio.Task[list[Outcome]]
+    fetched_at: float
+
+
+@dataclass(eq=False)
+class _Partition:
+    tp: TopicPartition
+    kind: EvidenceKind | None
+    chunks: deque[_Chunk] = field(default_factory=deque)
+    in_flight: int = 0
+    done: int | None = None  # next offset to commit
+    committed: int | None = None
+    paused: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    finisher: asyncio.Task[None] | None = None
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, source: KafkaSource) -> None:
+        self.source = source
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self.source._revoke(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.source._assign(list(assigned))
+
+
+class KafkaSource:
+    """Consumes the input topics, judges in ``pool``, records with ``recorder``, publishes verdicts.
+
+    ``start`` joins the group and starts fetching; ``stop`` stops fetching, finishes in-flight work
+    within ``stop_grace``, commits and leaves the group (idempotent); ``abort`` drops everything
+    without committing (a crash, for tests). ``wait`` returns when the fetch loop ends.
+    """
+
+    def __init__(
+        self,
+        config: KafkaConfig,
+        pool: JudgePool,
+        recorder: Recorder,
+        metrics: PipelineMetrics,
+        *,
+        on_recorded: VerdictHook | None = None,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.recorder = recorder
+        self.metrics = metrics
+        self.on_recorded = on_recorded
+        self.seen = SeenIds(config.seen_capacity)
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._parts: dict[TopicPartition, _Partition] = {}
+        self._fetcher: asyncio.Task[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._started = False
+        self._stopped = False
+        self._revoked: set[TopicPartition] = set()  # revoked, not yet re-assigned: fetched records dropped
+        self._partition_of: dict[bytes, int] = {}
+        self._verdict_partitions = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        assert not self._started, "KafkaSource.start() called twice"
+        self._started = True
+        cfg = self.config
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=cfg.bootstrap_servers,
+            client_id=cfg.client_id,
+            acks="all",
+            linger_ms=5,
+            max_request_size=cfg.max_request_bytes or cfg.max_message_bytes + 64 * 1024,
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=cfg.bootstrap_servers,
+            client_id=cfg.client_id,
+            group_id=cfg.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=cfg.auto_offset_reset,
+            max_partition_fetch_bytes=min(cfg.max_message_bytes, 16 * 1024 * 1024),
+            fetch_max_bytes=64 * 1024 * 1024,
+            session_timeout_ms=cfg.session_timeout_ms,
+            heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+            # A revoke drains in-flight work (up to stop_grace) before the member rejoins.
+            rebalance_timeout_ms=max(cfg.session_timeout_ms, int(cfg.stop_grace * 1000) + 5_000),
+        )
+        try:
+            await self._producer.start()
+            self._consumer.subscribe(list(cfg.topics), listener=_Rebalance(self))
+            await self._consumer.start()
+        except BaseException:
+            self._stopped = True
+            await self._consumer.stop()
+            await self._producer.stop()
+            raise
+        self._fetcher = asyncio.create_task(self._fetch_loop(), name="tribunal-kafka-fetch")
+        self._committer = asyncio.create_task(self._commit_loop(), name="tribunal-kafka-commit")
+
+    async def stop(self) -> None:
+        """Stop fetching, finish in-flight work (up to ``stop_grace``), commit, leave the group."""
+        if self._stopped or not self._started:
+            return
+        self._stopped = True
+        await _cancel(self._fetcher)
+        parts = list(self._parts.values())
+        await self._drain(parts, self.config.stop_grace)
+        await self._commit()
+        await _cancel(self._committer)
+        await self._drop(parts)
+        await self._close_clients()
+        log.info("kafka consumer stopped")
+
+    async def abort(self) -> None:
+        """Cancel everything at once and commit nothing, as a crash would."""
+        if self._stopped or not self._started:
+            return
+        self._stopped = True
+        await _cancel(self._fetcher)
+        await _cancel(self._committer)
+        await self._drop(list(self._parts.values()))
+        await self._close_clients()
+
+    async def wait(self) -> None:
+        """Until the fetch loop ends: on stop, or with its error."""
+        if self._fetcher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fetcher
+
+    async def __aenter__(self) -> KafkaSource:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _close_clients(self) -> None:
+        """Leave the group and close both clients; bounded, so a broker that never answers (or a
+        rebalance that never ends) cannot hold the stop forever."""
+        limit = max(5.0, self.config.stop_grace)
+        try:
+            await asyncio.wait_for(self._consumer.stop(), limit)
+        except TimeoutError:
+            log.warning("the consumer did not leave the group within %.0fs; closing anyway", limit)
+        finally:
+            await self._drop(list(self._parts.values()))  # any assigned while leaving
+            try:
+                await asyncio.wait_for(self._producer.stop(), limit)
+            except TimeoutError:
+                log.warning("the producer did not flush within %.0fs", limit)
+
+    async def send_alert(self, key: bytes | None, value: bytes) -> None:
+        """Publish to the alerts topic (for the actions dispatcher) and wait for the broker's ack."""
+        await self._producer.send_and_wait(self.config.alerts_topic, value, key=key)
+
+    # -- fetching --------------------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        consumer = self._consumer
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=500, max_records=self.config.batch_size)
+            except KafkaError as exc:
+                if not getattr(exc, "retriable", False):
+                    raise
+                log.warning("kafka fetch failed, retrying: %s", exc)
+                await asyncio.sleep(1.0)
+                continue
+            now = time.monotonic()
+            for tp, messages in batches.items():
+                if tp in self._revoked:
+                    continue  # uncommitted: the partition's next owner gets these again
+                part = self._parts.get(tp)
+                if part is None:
+                    if tp not in consumer.assignment():
+                        continue
+                    part = self._assign_one(tp)
+                for chunk in self._chunks(messages):
+                    items: list[RawItem] = [
+                        (m.value, f"{m.topic}[{m.partition}]@{m.offset}", part.kind) for m in chunk
+                    ]
+                    task = asyncio.create_task(self.pool.judge_raw(items), name=f"tribunal-judge-{tp}")
+                    part.chunks.append(_Chunk(chunk, task, now))
+                    part.in_flight += len(chunk)
+                part.idle.clear()
+                part.wake.set()
+                if part.in_flight >= self.config.max_in_flight and not part.paused:
+                    consumer.pause(tp)
+                    part.paused = True
+            self._update_lag()
+
+    def _chunks(self, messages: list[Any]) -> Iterable[list[Any]]:
+        chunk: list[Any] = []
+        size = 0
+        for message in messages:
+            length = len(message.value or b"")
+            if chunk and (len(chunk) >= self.config.chunk_size or size + length > self.config.chunk_bytes):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(message)
+            size += length
+        if chunk:
+            yield chunk
+
+    def _update_lag(self) -> None:
+        for tp, part in self._parts.items():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None and part.done is not None:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - part.done))
+            elif highwater is not None and part.chunks:
+                first = part.chunks[0].messages[0].offset
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, highwater - first))
+
+    # -- finishing, in offset order per partition ------------------------------------------------
+
+    async def _finish_loop(self, part: _Partition) -> None:
+        while True:
+            while not part.chunks:
+                part.idle.set()
+                part.wake.clear()
+                await part.wake.wait()
+            chunk = part.chunks[0]
+            try:
+                outcomes = await chunk.judging
+            except Exception as exc:  # the pool itself failed (stopped, broken): dead-letter the chunk
+                log.exception("judging %s failed", part.tp)
+                outcomes = [
+                    Rejected(f"{m.topic}[{m.partition}]@{m.offset}", "internal", str(exc), None, part.kind)
+                    for m in chunk.messages
+                ]
+            await self._deliver_with_retry(part, chunk, outcomes)
+            part.chunks.popleft()
+            part.in_flight -= len(chunk.messages)
+            part.done = chunk.messages[-1].offset + 1
+            if part.paused and part.in_flight < self.config.max_in_flight:
+                if part.tp in self._consumer.assignment():
+                    self._consumer.resume(part.tp)
+                part.paused = False
+
+    async def _deliver_with_retry(self, part: _Partition, chunk: _Chunk, outcomes: list[Outcome]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._deliver(chunk, outcomes)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("delivering %s@%d failed, retrying: %s", part.tp, chunk.messages[0].offset, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _deliver(self, chunk: _Chunk, outcomes: list[Outcome]) -> None:
+        """Dead letters and verdicts of one chunk, then records and the hook. Raises (the chunk is
+        retried) on a retriable failure; a message that can never be published is dead-lettered."""
+        cfg = self.config
+        rejected: list[tuple[Any, Rejected]] = []
+        fresh: list[tuple[Any, Judged]] = []
+        chunk_ids: set[str] = set()
+        partitions = len(await self._producer.partitions_for(cfg.verdict_topic))
+        if partitions != self._verdict_partitions:
+            self._partition_of.clear()
+            self._verdict_partitions = partitions
+        for message, outcome in zip(chunk.messages, outcomes, strict=True):
+            if isinstance(outcome, Rejected):
+                rejected.append((message, outcome))
+            elif outcome.evidence_id in self.seen or outcome.evidence_id in chunk_ids:
+                self.metrics.duplicates.labels("kafka", outcome.kind.value).inc()
+            else:
+                chunk_ids.add(outcome.evidence_id)
+                fresh.append((message, outcome))
+        verdicts = [
+            await self._send(
+                cfg.verdict_topic, judged.verdict_json, judged.subject_key.encode(), partitioned=True
+            )
+            for _, judged in fresh
+        ]
+        letters = [await self._dead_letter(message, outcome) for message, outcome in rejected]
+        records = await self._records(fresh)
+        failed = await self._settle(verdicts)
+        if failed:  # verdicts that can never be published: dead-letter their messages instead
+            unpublishable = []
+            for index, exc in sorted(failed.items()):
+                message, judged = fresh[index]
+                error = f"{judged.source}: the verdict could not be published: {type(exc).__name__}: {exc}"
+                log.error("%s", error)
+                unpublishable.append((message, Rejected(judged.source, "internal", error, None, judged.kind)))
+            letters += [await self._dead_letter(message, outcome) for message, outcome in unpublishable]
+            rejected += unpublishable
+            chunk_ids.difference_update(fresh[i][1].evidence_id for i in failed)
+            records = [r for i, r in enumerate(records) if i not in failed]
+            fresh = [f for i, f in enumerate(fresh) if i not in failed]
+        for index, exc in (await self._settle(letters)).items():
+            message, outcome = rejected[index]
+            log.error("%s: could not be dead-lettered, dropped: %s (%s)", outcome.source, exc, outcome.error)
+        new = await self._record(records)
+        if self.on_recorded is not None and new:
+            try:
+                await self.on_recorded(new)
+            except Exception:  # the hook's own failures are its business; the verdicts stand
+                self.metrics.delivery_errors.labels("hook").inc()
+                log.exception("the verdict hook failed on %d records", len(new))
+        for evidence_id in chunk_ids:
+            self.seen.add(evidence_id)
+        self._count(chunk, [r for _, r in rejected], fresh)
+
+    async def _dead_letter(self, message: Any, rejected: Rejected) -> asyncio.Future[Any] | BaseException:
+        headers = _dead_letter_headers(message, rejected)
+        return await self._send(self.config.dlq_topic, message.value, message.key, headers=headers)
+
+    async def _send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        *,
+        partitioned: bool = False,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any] | BaseException:
+        """The broker's future for one message, or the error that means it can never be sent."""
+        partition = self._partition(key) if partitioned and key is not None else None
+        try:
+            future: asyncio.Future[Any] = await self._producer.send(
+                topic, value, key=key, partition=partition, headers=headers
+            )
+            return future
+        except KafkaError as exc:
+            if getattr(exc, "retriable", False):
+                raise
+            error: BaseException = exc
+            return error
+
+    async def _settle(self, sends: list[asyncio.Future[Any] | BaseException]) -> dict[int, BaseException]:
+        """Wait for every send; raise the first retriable failure, return the others by index."""
+        futures = [s for s in sends if isinstance(s, asyncio.Future)]
+        results = iter(await asyncio.gather(*futures, return_exceptions=True))
+        failed: dict[int, BaseException] = {}
+        for index, send in enumerate(sends):
+            outcome = send if not isinstance(send, asyncio.Future) else next(results)
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, asyncio.CancelledError) or getattr(outcome, "retriable", False):
+                    self.metrics.delivery_errors.labels("publish").inc()
+                    raise outcome
+                if not isinstance(outcome, KafkaError):
+                    self.metrics.delivery_errors.labels("publish").inc()
+                    raise outcome
+                failed[index] = outcome
+        return failed
+
+    def _partition(self, key: bytes) -> int:
+        """The verdict topic's partition of ``key``, as Kafka's default partitioner picks it (murmur2),
+        remembered: subjects repeat, and aiokafka's murmur2 is pure Python."""
+        partition = self._partition_of.get(key)
+        if partition is None:
+            if len(self._partition_of) > 100_000:
+                self._partition_of.clear()
+            partition = (murmur2(key) & 0x7FFFFFFF) % self._verdict_partitions
+            self._partition_of[key] = partition
+        return partition
+
+    async def _records(self, fresh: list[tuple[Any, Judged]]) -> list[Record]:
+        """Records of the judged messages; a large document is re-read in a thread, off the loop."""
+        records = []
+        for message, judged in fresh:
+            if len(message.value) > LARGE_DOCUMENT:
+                evidence, verdict = await asyncio.to_thread(judged.rebuild, message.value)
+            else:
+                evidence, verdict = judged.rebuild(message.value)
+            records.append(Record(evidence, verdict, message.value))
+        return records
+
+    async def _record(self, records: list[Record]) -> list[Record]:
+        if not records:
+            return []
+        try:
+            if isinstance(self.recorder, ClaimingRecorder):
+                new_ids = set(await self.recorder.record_new(records))
+                return [r for r in records if r.evidence.id in new_ids]
+            await self.recorder.record(records)
+            return records
+        except Exception:
+            self.metrics.delivery_errors.labels("record").inc()
+            raise
+
+    def _count(self, chunk: _Chunk, rejected: list[Rejected], fresh: list[tuple[Any, Judged]]) -> None:
+        m = self.metrics
+        elapsed = time.monotonic() - chunk.fetched_at
+        for item in rejected:
+            kind = item.kind.value if item.kind else "unknown"
+            m.failed.labels("kafka", kind, item.reason).inc()
+            m.dead_lettered.labels("kafka", kind).inc()
+        per_kind: dict[EvidenceKind, list[float]] = {}
+        for _, judged in fresh:
+            per_kind.setdefault(judged.kind, []).append(judged.latency_ms / 1000)
+        for kind, engine_seconds in per_kind.items():
+            m.processed.labels("kafka", kind.value).inc(len(engine_seconds))
+            latency = m.latency.labels("kafka", kind.value)
+            engine = m.engine_latency.labels(kind.value)
+            for seconds in engine_seconds:
+                latency.observe(elapsed)
+                engine.observe(seconds)
+
+    # -- offsets and rebalancing -----------------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.commit_interval)
+            await self._commit()
+            self._update_lag()
+
+    async def _commit(self, parts: Iterable[_Partition] | None = None) -> None:
+        offsets = {
+            p.tp: p.done
+            for p in (self._parts.values() if parts is None else parts)
+            if p.done is not None and p.done != p.committed
+        }
+        if not offsets:
+            return
+        try:
+            await asyncio.wait_for(self._consumer.commit(offsets), COMMIT_TIMEOUT)
+        except (KafkaError, TimeoutError) as exc:  # e.g. in a rebalance; done offsets are committed later
+            self.metrics.delivery_errors.labels("commit").inc()
+            log.warning("commit failed (will retry): %r", exc)
+            return
+        for tp, offset in offsets.items():
+            part = self._parts.get(tp)
+            if part is not None:
+                part.committed = offset
+
+    def _assign(self, assigned: list[TopicPartition]) -> None:
+        self._revoked.difference_update(assigned)
+        if self._stopped:
+            return
+        for tp in assigned:
+            if tp not in self._parts:
+                self._assign_one(tp)
+        log.info("assigned %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+
+    def _assign_one(self, tp: TopicPartition) -> _Partition:
+        part = _Partition(tp, self.config.topics.get(tp.topic))
+        part.idle.set()
+        part.finisher = asyncio.create_task(self._finish_loop(part), name=f"tribunal-finish-{tp}")
+        self._parts[tp] = part
+        return part
+
+    async def _revoke(self, revoked: list[TopicPartition]) -> None:
+        self._revoked.update(revoked)
+        parts = [self._parts[tp] for tp in revoked if tp in self._parts]
+        if not parts or self._stopped:
+            return
+        await self._drain(parts, self.config.stop_grace)
+        await self._commit(parts)
+        await self._drop(parts)
+        log.info("revoked %s", sorted(f"{p.tp.topic}[{p.tp.partition}]" for p in parts))
+
+    async def _drain(self, parts: list[_Partition], grace: float) -> None:
+        """Wait until ``parts`` have finished their in-flight work, for at most ``grace`` seconds."""
+        waits = [asyncio.ensure_future(p.idle.wait()) for p in parts if not p.idle.is_set()]
+        if not waits:
+            return
+        _, pending = await asyncio.wait(waits, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            left = sum(p.in_flight for p in parts)
+            log.warning("grace of %.1fs over: %d in-flight messages left uncommitted", grace, left)
+
+    async def _drop(self, parts: list[_Partition]) -> None:
+        for part in parts:
+            self._parts.pop(part.tp, None)
+            with contextlib.suppress(KeyError):
+                self.metrics.lag.remove(part.tp.topic, str(part.tp.partition))
+            for chunk in part.chunks:
+                chunk.judging.cancel()
+            await _cancel(part.finisher)
+            for chunk in part.chunks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await chunk.judging
+            part.chunks.clear()
+
+
+def _dead_letter_headers(message: Any, rejected: Rejected) -> list[tuple[str, bytes]]:
+    headers = list(message.headers or ())
+    headers += [
+        (H_ERROR, rejected.error.encode()[:4096]),
+        (H_REASON, rejected.reason.encode()),
+        (H_TOPIC, message.topic.encode()),
+        (H_PARTITION, str(message.partition).encode()),
+        (H_OFFSET, str(message.offset).encode()),
+    ]
+    if rejected.field:
+        headers.append((H_FIELD, rejected.field.encode()))
+    return headers
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    if task is None or task.done():
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.error("task %s had failed: %s", task.get_name(), task.exception())
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
