@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Info, start_http_server
 
 from tribunal.actions import ImageBlocklist, build_dispatcher, policy_reloader
+from tribunal.actions.responder import Responder
 from tribunal.model import EvidenceKind
 from tribunal.policy import (
     InlineEvaluator,
@@ -26,10 +28,11 @@ from tribunal.policy import (
 from tribunal.reports.api import read_api_routes
 from tribunal.server import CertificateReloader, Component, ReadinessCheck, Server
 from tribunal.settings import Settings
+from tribunal.sources.ingest import HttpIngest, IngestConfig
 from tribunal.sources.kafka import KafkaConfig, KafkaSource, VerdictHook
 from tribunal.sources.metrics import PipelineMetrics
 from tribunal.sources.webhook import AdmissionWebhook, WebhookConfig
-from tribunal.store import BackgroundRecorder, LogRecorder, Recorder, SqlStore
+from tribunal.store import BackgroundRecorder, LogRecorder, Record, Recorder, SqlStore, record_claiming
 
 log = logging.getLogger("tribunal")
 
@@ -76,22 +79,45 @@ def webhook_config(settings: Settings) -> WebhookConfig:
     )
 
 
+class _LatePublisher:
+    """The Kafka alert publisher for the dispatcher, bound once the consumer (and its producer) exists."""
+
+    def __init__(self) -> None:
+        self.source: KafkaSource | None = None
+
+    async def publish(self, topic: str, value: bytes, key: bytes | None) -> None:
+        if self.source is None:
+            raise RuntimeError("Kafka is not configured (TRIBUNAL_KAFKA_BOOTSTRAP_SERVERS)")
+        await self.source.publish(topic, value, key)
+
+
 def build_server(
     settings: Settings, registry: CollectorRegistry | None = None, recorder: Recorder | None = None
 ) -> Server:
-    """The server of ``tribunal serve``: webhook, read API, health, readiness and metrics on one port;
-    verdicts recorded in the store of ``settings.database_url`` (or ``recorder``, for tests)."""
+    """The server of ``tribunal serve``, everything on one port: the admission webhook, HTTP ingest,
+    the read API, health, readiness and metrics; with ``kafka_bootstrap_servers``, the consumers too.
+    Verdicts are recorded in the store of ``settings.database_url`` (or ``recorder``, for tests), then
+    acted on by the response rules."""
     registry = registry or CollectorRegistry()
     # The block-image state file must exist before the policies load: it is their data.
     blocklist = ImageBlocklist(settings.actions.state_dir)
     runtime = build_policy_runtime(settings, extra_data=[blocklist.path])
     blocklist.on_change = policy_reloader(runtime)
-    dispatcher = build_dispatcher(settings, registry, blocklist=blocklist)
-    evaluator = InlineEvaluator(lambda: runtime.judge)
+    publisher = _LatePublisher()
+    dispatcher = build_dispatcher(settings, registry, blocklist=blocklist, publisher=publisher)
     store = build_store(settings)
+    sink: Recorder = recorder or store
     # The store records unless a recorder is given (tests); the read API always reads the store.
-    components: list[Component] = [] if recorder is None else [store]
-    background_recorder = BackgroundRecorder(recorder or store)
+    components: list[Component] = [store] if recorder is not None else []
+    background_recorder = BackgroundRecorder(sink)
+    pool = build_judge_pool(settings, runtime)
+    responder = Responder(dispatcher, store.record_actions if recorder is None else _ignore_actions)
+    evaluator = InlineEvaluator(lambda: runtime.judge)
+
+    async def deliver(records: Sequence[Record]) -> None:
+        """Record now; act on the verdicts seen for the first time, in the background."""
+        responder.spawn(await record_claiming(sink, records))
+
     webhook = AdmissionWebhook(
         evaluator,
         background_recorder,
@@ -100,6 +126,18 @@ def build_server(
         revision=lambda: runtime.revision,
         act=dispatcher.dispatch,
     )
+    ingest = HttpIngest(
+        pool,
+        deliver,
+        IngestConfig(token=settings.ingest_token, max_body_bytes=settings.max_document_bytes),
+        registry,
+    )
+    consumers: list[Component] = []
+    if settings.kafka_bootstrap_servers:
+        source = build_kafka_source(settings, pool, sink, PipelineMetrics(registry), responder.respond)
+        publisher.source = source
+        webhook.audit = _audit_copy(source, settings.kafka_audit_topic)
+        consumers.append(source)
 
     def current_policy_kinds() -> dict[str, EvidenceKind]:
         return {p.id: EvidenceKind(p.kind) for p in runtime.judge.policy_set.policies.values()}
@@ -124,10 +162,24 @@ def build_server(
         host=settings.host,
         port=settings.port,
         registry=registry,
-        routes=[*webhook.routes(), *read_api_routes(store, settings.rules_dir, current_policy_kinds)],
-        # Started in this order, stopped in reverse: the webhook finishes its actions, then the
-        # dispatcher stops, and the recorder writes what is queued.
-        components=[*components, background_recorder, dispatcher, evaluator, webhook],
+        routes=[
+            *webhook.routes(),
+            *ingest.routes(),
+            *read_api_routes(store, settings.rules_dir, current_policy_kinds),
+        ],
+        # Started in this order, stopped in reverse: the consumers finish their in-flight messages,
+        # the webhook and the responder their actions, then the dispatcher and the judge pool stop
+        # and the recorder writes what is queued.
+        components=[
+            *components,
+            background_recorder,
+            pool,
+            dispatcher,
+            evaluator,
+            responder,
+            webhook,
+            *consumers,
+        ],
         background=[watch_policies],
         readiness=[
             ReadinessCheck("policies", lambda: None if runtime.revision else "no policy revision loaded"),
@@ -136,8 +188,20 @@ def build_server(
         ],
         tls=tls,
         tls_reload_interval=settings.tls_reload_interval,
-        client_max_size=settings.max_request_bytes + 1024,
+        client_max_size=max(settings.max_request_bytes, settings.max_document_bytes) + 1024,
     )
+
+
+async def _ignore_actions(evidence_id: str, outcomes: Sequence[dict[str, Any]]) -> None:
+    """Where action outcomes go when a test recorder replaces the store."""
+    return None
+
+
+def _audit_copy(source: KafkaSource, topic: str) -> Callable[[bytes, str], Awaitable[None]]:
+    async def publish(body: bytes, uid: str) -> None:
+        await source.publish(topic, body, uid.encode())
+
+    return publish
 
 
 async def serve(server: Server, on_ready: Callable[[], None] | None = None) -> None:

@@ -176,6 +176,7 @@ async def start_server(tls_pair: tuple[Path, Path], tmp_path: Path) -> AsyncIter
             "policy_reload_interval": 0.2,
             "database_url": f"sqlite+aiosqlite:///{tmp_path / f'tribunal-{len(started)}.db'}",
             "actions": {"state_dir": tmp_path / f"state-{len(started)}"},
+            "judge_workers": 0,
             **overrides,
         }
         if tls:

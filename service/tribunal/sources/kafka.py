@@ -9,7 +9,8 @@ Done offsets are committed every ``commit_interval``, on partition revoke and on
 
 Idempotent on evidence id: a bounded set of the ids done in this process skips redelivered evidence
 before it is published again; across processes, a Recorder with ``record_new`` (see
-:class:`ClaimingRecorder`) tells which records are new, and only those reach the hook (actions).
+:class:`~tribunal.store.ClaimingRecorder`) tells which records are new, and only those reach the
+hook (actions).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -31,7 +32,7 @@ from aiokafka.partitioner import murmur2
 from tribunal.model import EvidenceKind
 from tribunal.policy.pool import Judged, JudgePool, Outcome, RawItem, Rejected
 from tribunal.sources.metrics import PipelineMetrics
-from tribunal.store import Record, Recorder
+from tribunal.store import Record, Recorder, record_claiming
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +59,6 @@ LARGE_DOCUMENT = 256 * 1024
 VerdictHook = Callable[[Sequence[Record]], Awaitable[None]]
 """Called with the records recorded for the first time, after they are recorded and published: where
 the actions dispatcher plugs in (and publishes alerts with :meth:`KafkaSource.send_alert`)."""
-
-
-@runtime_checkable
-class ClaimingRecorder(Protocol):
-    """A Recorder that also says which records it had not seen: ``record_new`` records like
-    ``record`` and returns the evidence ids recorded for the first time (the SQL store: insert ... on
-    conflict do nothing returning id). Without it the hook gets every record not done in this process."""
-
-    async def record_new(self, records: Sequence[Record]) -> Collection[str]: ...
 
 
 @dataclass(frozen=True)
@@ -498,17 +490,16 @@ class KafkaSource:
         return records
 
     async def _record(self, records: list[Record]) -> list[Record]:
-        if not records:
-            return []
         try:
-            if isinstance(self.recorder, ClaimingRecorder):
-                new_ids = set(await self.recorder.record_new(records))
-                return [r for r in records if r.evidence.id in new_ids]
-            await self.recorder.record(records)
-            return records
+            return await record_claiming(self.recorder, records)
         except Exception:
             self.metrics.delivery_errors.labels("record").inc()
             raise
+
+    async def publish(self, topic: str, value: bytes, key: bytes | None) -> None:
+        """Publish to ``topic`` with the consumer's producer and wait for the broker's ack (the
+        actions' Kafka alerts, the webhook's audit copy of admission reviews)."""
+        await self._producer.send_and_wait(topic, value, key=key)
 
     def _count(self, chunk: _Chunk, rejected: list[Rejected], fresh: list[tuple[Any, Judged]]) -> None:
         m = self.metrics

@@ -137,6 +137,8 @@ class AdmissionWebhook:
         self.metrics = WebhookMetrics(registry)
         self._revision = revision
         self._act = act
+        # Publishes the review as received (the Kafka audit copy), when Kafka is configured.
+        self.audit: Callable[[bytes, str], Awaitable[None]] | None = None
         self._stop_grace = stop_grace_seconds
         self._pending: set[asyncio.Task[None]] = set()
 
@@ -272,6 +274,8 @@ class AdmissionWebhook:
 
     def _after(self, evidence: Evidence, verdict: Verdict, body: bytes) -> None:
         """Act and record off the response path."""
+        if self.audit is not None:
+            self._track(self._publish_audit(body, evidence.id))
         if self._act is None:
             self._record(Record(evidence, verdict, raw=body))
             return
@@ -285,6 +289,13 @@ class AdmissionWebhook:
         except Exception:  # the dispatcher reports action failures as outcomes; this is a bug
             log.exception("acting on admission %s failed", evidence.id)
         await self.recorder.put(Record(evidence, verdict, raw=body, actions=tuple(outcomes)))
+
+    async def _publish_audit(self, body: bytes, uid: str) -> None:
+        assert self.audit is not None
+        try:
+            await self.audit(body, uid)
+        except Exception as exc:  # the answer stands; the audit copy is best effort, and logged
+            log.error("admission %s: the audit copy could not be published: %s", uid, exc)
 
     def _record(self, record: Record) -> None:
         try:

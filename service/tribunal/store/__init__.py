@@ -17,13 +17,21 @@ from tribunal.store.queries import (
     VerdictRow,
     ViolationRow,
 )
-from tribunal.store.recorder import BackgroundRecorder, LogRecorder, Record, Recorder
+from tribunal.store.recorder import (
+    BackgroundRecorder,
+    ClaimingRecorder,
+    LogRecorder,
+    Record,
+    Recorder,
+    record_claiming,
+)
 from tribunal.store.sql import SqlStore, create_store_engine
 
 __all__ = [
     "SCHEMA_VERSION",
     "ActivityRow",
     "BackgroundRecorder",
+    "ClaimingRecorder",
     "DailyViolationsRow",
     "FindingQuery",
     "FindingRow",
@@ -40,5 +48,6 @@ __all__ = [
     "ViolationRow",
     "create_store_engine",
     "migrate",
+    "record_claiming",
     "schema_version_of",
 ]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import orjson
 
@@ -35,6 +35,27 @@ class Recorder(Protocol):
     async def stop(self) -> None: ...
 
     async def record(self, records: Sequence[Record]) -> None: ...
+
+
+@runtime_checkable
+class ClaimingRecorder(Protocol):
+    """A Recorder that also says which records it had not seen: ``record_new`` records like
+    ``record`` and returns the evidence ids recorded for the first time (the SQL store: insert ... on
+    conflict do nothing returning id)."""
+
+    async def record_new(self, records: Sequence[Record]) -> Collection[str]: ...
+
+
+async def record_claiming(recorder: Recorder, records: Sequence[Record]) -> list[Record]:
+    """Record ``records``; the ones recorded for the first time (all of them, for a recorder that
+    cannot tell)."""
+    if not records:
+        return []
+    if isinstance(recorder, ClaimingRecorder):
+        new_ids = set(await recorder.record_new(records))
+        return [r for r in records if r.evidence.id in new_ids]
+    await recorder.record(records)
+    return list(records)
 
 
 class LogRecorder:

@@ -190,11 +190,16 @@ class SqlStore:
     async def record(self, records: Sequence[Record]) -> None:
         """Write a batch in one transaction. Evidence already recorded (same id) is skipped whole,
         so redelivery changes nothing."""
+        await self.record_new(records)
+
+    async def record_new(self, records: Sequence[Record]) -> list[str]:
+        """``record``, returning the evidence ids recorded for the first time: a redelivered message's
+        id is not among them, so whoever acts on new verdicts acts once."""
         unique: dict[str, Record] = {}
         for item in records:
             unique.setdefault(item.evidence.id, item)
         if not unique:
-            return
+            return []
         ordered = [unique[k] for k in sorted(unique)]  # one lock order for every writer: no deadlocks
         async with self._write() as conn:
             stmt = self._insert(schema.evidence).on_conflict_do_nothing(index_elements=["id"])
@@ -204,17 +209,27 @@ class SqlStore:
             new_ids = {row[0] for row in result}
             fresh = [r for r in ordered if r.evidence.id in new_ids]
             if not fresh:
-                return
+                return []
             await conn.execute(schema.verdicts.insert(), [self._verdict_row(r) for r in fresh])
             violation_rows = [row for r in fresh for row in self._violation_rows(r)]
             if violation_rows:
                 await conn.execute(schema.violations.insert(), violation_rows)
-            action_rows = [row for r in fresh for row in self._action_rows(r)]
+            action_rows = [row for r in fresh for row in self._action_rows(r.evidence.id, r.actions)]
             if action_rows:
                 await conn.execute(schema.actions.insert(), action_rows)
             await self._update_findings(conn, fresh)
             await self._update_rollups(conn, fresh)
         await self._maybe_prune()
+        return [r.evidence.id for r in fresh]
+
+    async def record_actions(self, evidence_id: str, outcomes: Sequence[dict[str, Any]]) -> None:
+        """Add the outcomes of actions taken after the verdict was recorded (the Kafka path records
+        first, so that a redelivered message is never acted on twice)."""
+        if not outcomes:
+            return
+        rows = list(self._action_rows(evidence_id, outcomes))
+        async with self._write() as conn:
+            await conn.execute(schema.actions.insert(), rows)
 
     def _evidence_row(self, r: Record) -> dict[str, Any]:
         ev = r.evidence
@@ -263,10 +278,10 @@ class SqlStore:
             }
 
     @staticmethod
-    def _action_rows(r: Record) -> Iterable[dict[str, Any]]:
-        for outcome in r.actions:
+    def _action_rows(evidence_id: str, outcomes: Sequence[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+        for outcome in outcomes:
             yield {
-                "evidence_id": r.evidence.id,
+                "evidence_id": evidence_id,
                 "target": str(outcome.get("target", outcome.get("action", "")))[:64],
                 "status": str(outcome.get("status", ""))[:32],
                 "recorded_at": datetime.now(UTC),

@@ -1,0 +1,144 @@
+"""HTTP ingest: ``POST /ingest/falco`` (Falco ``http_output``, falcosidekick's webhook output: one JSON
+alert per request) and ``POST /ingest/trivy`` (one ``trivy --format json`` report or Trivy Operator
+report resource, JSON or YAML).
+
+Parsing and judging run in the judge pool's worker processes, off the event loop, so a Trivy report
+with thousands of findings never stalls the admissions the same server answers. The verdict is
+recorded before the answer (202 with the evidence id), so an accepted document is never lost."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import orjson
+import yaml
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import BaseModel, ConfigDict, Field
+
+from tribunal.model import EvidenceKind
+from tribunal.policy.pool import Judged, Outcome, RawItem, Rejected
+from tribunal.store import Record
+
+log = logging.getLogger(__name__)
+
+LARGE_DOCUMENT = 256 * 1024
+Deliver = Callable[[Sequence[Record]], Awaitable[None]]
+
+
+class BatchJudge(Protocol):
+    async def judge_raw(self, items: Sequence[RawItem]) -> list[Outcome]: ...
+
+
+class IngestConfig(BaseModel):
+    """``token``: when set, requests need ``Authorization: Bearer <token>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = None
+    max_body_bytes: int = Field(64 * 1024 * 1024, gt=0)
+
+
+class HttpIngest:
+    """The ingest endpoints. ``deliver`` records the judged evidence (and hands new verdicts on to the
+    response rules) before the 202 answer."""
+
+    def __init__(
+        self, pool: BatchJudge, deliver: Deliver, config: IngestConfig, registry: CollectorRegistry
+    ) -> None:
+        self.pool = pool
+        self.deliver = deliver
+        self.config = config
+        self.requests = Counter(
+            "tribunal_ingest_requests",
+            "Ingest requests, by kind and HTTP status.",
+            ["kind", "status"],
+            registry=registry,
+        )
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/ingest/falco", self._handler(EvidenceKind.FALCO)),
+            web.post("/ingest/trivy", self._handler(EvidenceKind.TRIVY)),
+        ]
+
+    def _handler(self, kind: EvidenceKind) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            response = await self.ingest(request, kind)
+            self.requests.labels(kind.value, str(response.status)).inc()
+            return response
+
+        return handle
+
+    async def ingest(self, request: web.Request, kind: EvidenceKind) -> web.Response:
+        if not self._authorized(request):
+            response = _json(401, {"error": "a bearer token is required (Authorization: Bearer …)"})
+            response.headers["WWW-Authenticate"] = 'Bearer realm="tribunal"'
+            return response
+        source = f"POST /ingest/{kind.value} from {request.remote or '?'}"
+        try:
+            body = await _read(request, self.config.max_body_bytes)
+            if request.content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
+                body = await asyncio.to_thread(_yaml_to_json, body)
+        except ValueError as exc:
+            return _json(400, {"error": f"{source}: {exc}"})
+        [outcome] = await self.pool.judge_raw([(body, source, kind)])
+        if isinstance(outcome, Rejected):
+            return _rejected(outcome)
+        assert isinstance(outcome, Judged)
+        if len(body) > LARGE_DOCUMENT:
+            evidence, verdict = await asyncio.to_thread(outcome.rebuild, body)
+        else:
+            evidence, verdict = outcome.rebuild(body)
+        try:
+            await self.deliver([Record(evidence, verdict, body)])
+        except Exception:
+            log.exception("%s: recording evidence %s failed", source, evidence.id)
+            return _json(503, {"error": "the verdict could not be recorded; retry", "id": evidence.id})
+        return _json(202, {"id": evidence.id, "kind": kind.value, "decision": verdict.decision.value})
+
+    def _authorized(self, request: web.Request) -> bool:
+        if self.config.token is None:
+            return True
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), self.config.token)
+
+
+async def _read(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise ValueError(f"body of {request.content_length} bytes is over the {limit} byte limit")
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise ValueError(f"body is over the {limit} byte limit")
+    if not body.strip():
+        raise ValueError("empty body")
+    return bytes(body)
+
+
+def _yaml_to_json(body: bytes) -> bytes:
+    try:
+        doc = yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not valid YAML: {exc}") from None
+    return orjson.dumps(doc)
+
+
+def _rejected(outcome: Rejected) -> web.Response:
+    error: dict[str, Any] = {"error": outcome.error}
+    if outcome.field:
+        error["field"] = outcome.field
+    if outcome.reason == "evidence":
+        return _json(400, error)
+    # The policies failed on it, or a worker crashed: not the sender's fault, and worth a retry.
+    return _json(500 if outcome.reason == "policy" else 503, error)
+
+
+def _json(status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
