@@ -23,13 +23,20 @@ SHELL_ALERT = {
     "priority": "Notice",
     "source": "syscall",
     "output": "A shell was spawned in a container (user=root shell=bash container_id=abc)",
-    "output_fields": {"proc.name": "bash", "k8s.ns.name": "payments", "k8s.pod.name": "web-1", "container.id": "abc"},
+    "output_fields": {
+        "proc.name": "bash",
+        "k8s.ns.name": "payments",
+        "k8s.pod.name": "web-1",
+        "container.id": "abc",
+    },
     "tags": ["container", "shell"],
     "uuid": "11111111-2222-3333-4444-555555555555",
 }
 
 
-async def _post(http: aiohttp.ClientSession, url: str, body: bytes, **headers: str) -> tuple[int, dict[str, Any]]:
+async def _post(
+    http: aiohttp.ClientSession, url: str, body: bytes, **headers: str
+) -> tuple[int, dict[str, Any]]:
     headers = {"Content-Type": "application/json", **headers}
     async with http.post(url, data=body, headers=headers) as resp:
         return resp.status, await resp.json(content_type=None)
@@ -65,7 +72,9 @@ async def test_every_shared_falco_alert_and_trivy_report_is_accepted_and_recorde
 async def test_trivy_operator_yaml_is_accepted_as_yaml(start_server: StartServer, http) -> None:  # type: ignore[no-untyped-def]
     server, _ = await start_server()
     body = (FIXTURES / "trivy" / "operator-configauditreport-nginx-docs.yaml").read_bytes()
-    status, answer = await _post(http, f"{server.url}/ingest/trivy", body, **{"Content-Type": "application/yaml"})
+    status, answer = await _post(
+        http, f"{server.url}/ingest/trivy", body, **{"Content-Type": "application/yaml"}
+    )
     assert status == 202, answer
 
 
@@ -115,7 +124,9 @@ async def test_a_large_trivy_report_does_not_hold_up_admissions(start_server: St
 
     async def admissions() -> None:
         for i in range(5):
-            status, answer = await _post(http, f"{server.url}/validate", json.dumps(review(pod(PRIVILEGED), uid=f"adm-{i}")).encode())
+            status, answer = await _post(
+                http, f"{server.url}/validate", json.dumps(review(pod(PRIVILEGED), uid=f"adm-{i}")).encode()
+            )
             assert status == 200 and answer["response"]["allowed"] is False
             order.append("admission")
 
