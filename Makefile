@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP_RUN  := $(VENV)/.installed-run
 STAMP_DEV  := $(VENV)/.installed-dev
 
-.PHONY: run test lint policy-test bench clean
+.PHONY: run test lint policy-test bench bench-pipeline clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ policy-test: $(STAMP_RUN)
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/bench_engine.py
+
+## bench-pipeline: Kafka end to end beside its ceilings (starts a Tansu broker; about a minute)
+bench-pipeline: $(STAMP_DEV)
+	$(BIN)/python bench/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
