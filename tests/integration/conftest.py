@@ -4,9 +4,12 @@ in-memory storage, on a free loopback port; started once per session and always 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +28,13 @@ def tansu_binary() -> Path | None:
     if not os.access(path, os.X_OK):
         path.chmod(0o755)
     return path
+
+
+def die_with_parent() -> None:
+    """In the broker's process, before exec: SIGKILL it when the test process dies (Linux), so a
+    killed test run leaves no broker behind."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -57,6 +67,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
     try:
         deadline = time.monotonic() + 30
