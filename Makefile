@@ -6,7 +6,7 @@ STAMP_RUN  := $(VENV)/.installed-run
 STAMP_DEV  := $(VENV)/.installed-dev
 STAMP_SYS  := $(VENV)/.system-deps
 
-.PHONY: run test lint policy-test bench clean alertmanager
+.PHONY: run test lint policy-test bench bench-pipeline clean alertmanager
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ policy-test: $(STAMP_RUN)
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/bench_engine.py
+
+## bench-pipeline: Kafka end to end beside its ceilings (starts a Tansu broker; about a minute)
+bench-pipeline: $(STAMP_DEV)
+	$(BIN)/python bench/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

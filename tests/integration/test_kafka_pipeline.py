@@ -65,8 +65,9 @@ def config(bootstrap: str, prefix: str, **overrides: object) -> KafkaConfig:
         "stop_grace": 10.0,
         "commit_interval": 0.2,
         # Tansu numbers the first generation of a group 0, and aiokafka sends LeaveGroup only for
-        # generations > 0: a first member that stops is only dropped when its session times out.
-        "session_timeout_ms": 3000,
+        # generations > 0: a first member that stops is only dropped when its session times out; and a join
+        # takes about half the session timeout on Tansu.
+        "session_timeout_ms": 2000,
         "heartbeat_interval_ms": 300,
     }
     base.update(overrides)
