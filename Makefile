@@ -22,9 +22,10 @@ $(STAMP_DEV): pyproject.toml requirements/engine.lock | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(STAMP_RUN)
 
-## run: judge the bundled examples with the embedded defaults (the service arrives with `tribunal serve`)
-run: $(STAMP_RUN)
-	$(BIN)/tribunal judge --format table examples/
+## run: `tribunal dev`: the whole service on embedded defaults (HTTPS on 127.0.0.1:8443, an embedded
+## Kafka-compatible broker, SQLite); `tribunal demo` in another terminal sends it the bundled examples
+run: $(STAMP_DEV)
+	$(BIN)/tribunal dev
 
 # Debian packages the tests drive for real: chromium renders the HTML report. A no-op when present.
 $(STAMP_SYS): | $(BIN)/python

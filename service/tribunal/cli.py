@@ -6,20 +6,23 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from tribunal import __version__
 from tribunal.app import build_policy_runtime, build_server, build_store, policy_kinds, run_consumers, serve
+from tribunal.devtools import DEV_INFO, BrokerUnavailable, DemoTarget, EmbeddedBroker, run_demo
 from tribunal.model import Decision, EvidenceError, EvidenceKind, TribunalError, Verdict
 from tribunal.policy import PolicyError, load_enforcement, load_policy_set, run_policy_tests
 from tribunal.reports import FORMATS, build_report, get_format, load_framework, parse_since
-from tribunal.server import generate_self_signed
+from tribunal.server import Server, generate_self_signed
 from tribunal.settings import Settings
 from tribunal.sources import expand_paths, read_evidence
 
@@ -105,11 +108,32 @@ def _parser() -> argparse.ArgumentParser:
         "dev",
         help="run the server locally over HTTPS with a generated self-signed certificate",
         description="Generate a self-signed certificate for localhost (once, in --cert-dir) and serve on "
-        "127.0.0.1 over HTTPS with the embedded defaults; prints the addresses.",
+        "127.0.0.1 over HTTPS with the embedded defaults: an embedded Kafka-compatible broker (Tansu, from "
+        "the dev extra) and the consumers, SQLite in --cert-dir; prints the addresses.",
     )
     _server_flags(dev)
-    dev.add_argument("--cert-dir", type=Path, default=Path(".tribunal-dev"), help="[.tribunal-dev]")
+    dev.add_argument(
+        "--cert-dir",
+        type=Path,
+        default=Path(".tribunal-dev"),
+        help="certificate, record and state [.tribunal-dev]",
+    )
+    dev.add_argument("--kafka-port", type=int, default=19092, help="embedded broker port [19092]")
+    dev.add_argument("--no-kafka", action="store_true", help="no embedded broker, no consumers")
     dev.set_defaults(handler=_dev)
+
+    demo = commands.add_parser(
+        "demo",
+        help="send the bundled examples to a running `tribunal dev` and print the verdicts",
+        description="Admission reviews go to /validate, Trivy reports to /ingest/trivy, Falco alerts to "
+        "the falco-events topic (or /ingest/falco without Kafka); one line per verdict as it comes back. "
+        "Reads the dev instance's address from <cert-dir>/dev.json. Exit 1 if a verdict is missing.",
+    )
+    demo.add_argument("examples", nargs="?", type=Path, default=Path("examples"), help="[examples]")
+    demo.add_argument("--cert-dir", type=Path, default=Path(".tribunal-dev"), help="[.tribunal-dev]")
+    demo.add_argument("--url", help="a server's base URL instead of the dev instance's")
+    demo.add_argument("--cacert", type=Path, help="CA of --url's certificate")
+    demo.set_defaults(handler=_demo)
 
     report = commands.add_parser(
         "report",
@@ -160,7 +184,7 @@ def _server_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--log-level", default="INFO", help="[INFO]")
 
 
-def _server_settings(args: argparse.Namespace, **extra: object) -> Settings:
+def _server_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return _settings(
         args,
         host=args.host,
@@ -186,31 +210,85 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     cert, key = args.cert_dir / "tls.crt", args.cert_dir / "tls.key"
     if not (cert.exists() and key.exists()):
         cert, key = generate_self_signed(args.cert_dir)
     args.host = args.host or "127.0.0.1"
     args.tls_cert_file = args.tls_cert_file or cert
     args.tls_key_file = args.tls_key_file or key
-    settings = _server_settings(args)
-    server = build_server(settings)
+    broker = None
+    extra: dict[str, object] = {
+        "database_url": os.environ.get(
+            "TRIBUNAL_DATABASE_URL", f"sqlite+aiosqlite:///{args.cert_dir / 'tribunal.db'}"
+        ),
+        "actions": {"state_dir": args.cert_dir / "state"},
+    }
+    if not args.no_kafka and not os.environ.get("TRIBUNAL_KAFKA_BOOTSTRAP_SERVERS"):
+        broker = EmbeddedBroker(port=args.kafka_port)
+        extra["kafka_bootstrap_servers"] = broker.bootstrap
+    settings = _server_settings(args, **extra)
 
-    def announce() -> None:
-        url = server.url
-        print(f"Tribunal dev server on {url} (self-signed CA: {settings.tls_cert_file})", flush=True)
-        print(f"  webhook  POST {url}/validate", flush=True)
-        print(f"  health   GET  {url}/healthz  {url}/readyz  {url}/metrics", flush=True)
-        print(
-            f"  try      curl --cacert {settings.tls_cert_file} -H 'Content-Type: application/json' "
-            f"--data @examples/admission/privileged-pod.json {url}/validate",
-            flush=True,
-        )
+    async def run() -> None:
+        if broker is not None:
+            await broker.start()
+        try:
+            server = build_server(settings)
 
-    asyncio.run(serve(server, on_ready=announce))
+            await serve(server, on_ready=lambda: _announce(server, settings, args.cert_dir))
+        finally:
+            if broker is not None:
+                await broker.stop()
+
+    try:
+        asyncio.run(run())
+    except BrokerUnavailable as exc:
+        print(f"tribunal: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
+
+
+def _announce(server: Server, settings: Settings, cert_dir: Path) -> None:
+    """Print where everything listens, and leave it in <cert-dir>/dev.json for `tribunal demo`."""
+    url = server.url
+    target = DemoTarget(
+        url=url, cafile=str(settings.tls_cert_file), kafka_bootstrap=settings.kafka_bootstrap_servers
+    )
+    (cert_dir / DEV_INFO).write_text(target.model_dump_json(indent=2))
+    lines = [
+        f"Tribunal dev on {url} (self-signed CA: {settings.tls_cert_file})",
+        f"  webhook   POST {url}/validate",
+        f"  ingest    POST {url}/ingest/falco  {url}/ingest/trivy",
+        f"  read API  GET  {url}/verdicts  {url}/findings  {url}/reports/compliance",
+        f"  health    GET  {url}/healthz  {url}/readyz  {url}/metrics",
+    ]
+    if settings.kafka_bootstrap_servers:
+        topics = ", ".join(settings.kafka_topic_kinds())
+        lines.append(
+            f"  Kafka     {settings.kafka_bootstrap_servers}: consuming {topics}; "
+            f"verdicts on {settings.kafka_verdict_topic}"
+        )
+    lines += [f"  record    {settings.database_url}", "  try       tribunal demo      (in another terminal)"]
+    print("\n".join(lines), flush=True)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    info_file = args.cert_dir / DEV_INFO
+    if args.url:
+        target = DemoTarget(
+            url=args.url, cafile=str(args.cacert) if args.cacert else None, kafka_bootstrap=None
+        )
+    elif info_file.exists():
+        target = DemoTarget.model_validate_json(info_file.read_text())
+    else:
+        print(f"tribunal: no {info_file}: start `tribunal dev` first, or give --url", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        missing = asyncio.run(run_demo(target, args.examples, sys.stdout))
+    except (OSError, aiohttp.ClientError) as exc:
+        print(f"tribunal: cannot reach {target.url}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_ERROR if missing else EXIT_OK
 
 
 def _settings(args: argparse.Namespace, **overrides: object) -> Settings:

