@@ -267,7 +267,12 @@ def main() -> int:
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env={**os.environ, "TRIBUNAL_EXEMPT_NAMESPACES": ""},
+            env={
+                **os.environ,
+                "TRIBUNAL_EXEMPT_NAMESPACES": "",
+                "TRIBUNAL_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'bench.db'}",
+                "TRIBUNAL_ACTIONS__STATE_DIR": str(work / "state"),
+            },
         )
         url = f"https://127.0.0.1:{port}"
         try:

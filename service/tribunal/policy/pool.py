@@ -12,6 +12,7 @@ directory). ``workers=0`` judges in-process, on the caller's thread (tests, tiny
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -164,6 +165,8 @@ _WORKER = _WorkerState()
 
 def _worker_init(spec: JudgeSpec) -> None:
     _WORKER.judge = spec.build()
+    gc.collect()
+    gc.freeze()  # the compiled policies live as long as the worker: no full collection passes over them
 
 
 def _worker_batch(
