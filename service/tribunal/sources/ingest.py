@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tribunal.model import EvidenceKind
 from tribunal.policy.pool import Judged, Outcome, RawItem, Rejected
+from tribunal.sources.body import read_limited
 from tribunal.store import Record
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class HttpIngest:
             return response
         source = f"POST /ingest/{kind.value} from {request.remote or '?'}"
         try:
-            body = await _read(request, self.config.max_body_bytes)
+            body = await read_limited(request, self.config.max_body_bytes)
             if request.content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
                 body = await asyncio.to_thread(_yaml_to_json, body)
         except ValueError as exc:
@@ -107,19 +108,6 @@ class HttpIngest:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), self.config.token)
-
-
-async def _read(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise ValueError(f"body of {request.content_length} bytes is over the {limit} byte limit")
-    body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > limit:
-            raise ValueError(f"body is over the {limit} byte limit")
-    if not body.strip():
-        raise ValueError("empty body")
-    return bytes(body)
 
 
 def _yaml_to_json(body: bytes) -> bytes:

@@ -29,6 +29,7 @@ from tribunal.model import (
 )
 from tribunal.model.admission import Status
 from tribunal.policy import EvaluationTimeout
+from tribunal.sources.body import BodyError, read_limited
 from tribunal.store import BackgroundRecorder, Record
 
 log = logging.getLogger(__name__)
@@ -317,19 +318,13 @@ class AdmissionWebhook:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, refusing a non-JSON content type and anything over ``limit`` bytes."""
+    """The request body, refusing a non-JSON content type, an empty body and anything over ``limit``."""
     if request.content_type not in ("application/json", ""):
         raise BadReview(f"content type must be application/json, not {request.content_type}")
-    if request.content_length is not None and request.content_length > limit:
-        raise BadReview(f"body of {request.content_length} bytes is over the {limit} byte limit")
-    body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > limit:
-            raise BadReview(f"body is over the {limit} byte limit")
-    if not body:
-        raise BadReview("empty body: expected an AdmissionReview")
-    return bytes(body)
+    try:
+        return await read_limited(request, limit)
+    except BodyError as exc:
+        raise BadReview(f"{exc}: expected an AdmissionReview") from None
 
 
 def decode_review(body: bytes) -> Any:
