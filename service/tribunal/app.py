@@ -35,7 +35,6 @@ from tribunal.sources.metrics import PipelineMetrics
 from tribunal.sources.webhook import AdmissionWebhook, WebhookConfig
 from tribunal.store import (
     BackgroundRecorder,
-    LogRecorder,
     Record,
     Recorder,
     SqlStore,
@@ -275,17 +274,26 @@ def build_kafka_source(
 async def run_consumers(
     settings: Settings, recorder: Recorder | None = None, *, metrics_port: int | None = None
 ) -> int:
-    """``tribunal consume``: policies (hot-reloaded), judge pool, recorder and the Kafka consumers,
-    until SIGTERM or SIGINT; then a graceful stop. 0 on a clean stop, 1 when the consumer failed.
-    ``metrics_port``: serve the Prometheus metrics on it (``/metrics``), on ``settings.host``."""
-    runtime = build_policy_runtime(settings)
-    recorder = recorder or LogRecorder()
+    """``tribunal consume``: policies (hot-reloaded), judge pool, the store (or ``recorder``), the
+    response rules and the Kafka consumers, until SIGTERM or SIGINT; then a graceful stop. 0 on a clean
+    stop, 1 when the consumer failed. ``metrics_port``: serve the Prometheus metrics on it
+    (``/metrics``), on ``settings.host``."""
+    blocklist = ImageBlocklist(settings.actions.state_dir)
+    runtime = build_policy_runtime(settings, extra_data=[blocklist.path])
+    blocklist.on_change = policy_reloader(runtime)
     metrics = PipelineMetrics(CollectorRegistry())
+    publisher = _LatePublisher()
+    dispatcher = build_dispatcher(settings, metrics.registry, blocklist=blocklist, publisher=publisher)
+    store = build_store(settings) if recorder is None else None
+    recorder = recorder or store
+    assert recorder is not None
+    responder = Responder(dispatcher, store.record_actions if store is not None else _ignore_actions)
     exporter = None
     if metrics_port is not None:
         exporter, _ = start_http_server(metrics_port, settings.host, registry=metrics.registry)
     pool = build_judge_pool(settings, runtime)
-    source = build_kafka_source(settings, pool, recorder, metrics)
+    source = build_kafka_source(settings, pool, recorder, metrics, responder.respond)
+    publisher.source = source
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -297,6 +305,7 @@ async def run_consumers(
     try:
         await recorder.start()
         try:
+            await dispatcher.start()
             await pool.start()
             try:
                 try:
@@ -326,6 +335,8 @@ async def run_consumers(
                 await source.stop()
                 await pool.stop()
         finally:
+            await responder.stop()
+            await dispatcher.stop()
             await recorder.stop()
     finally:
         if exporter is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ async def test_consume_stops_gracefully_on_sigterm(kafka_bootstrap: str, tmp_pat
         "TRIBUNAL_RULES_DIR": str(RULES_DIR),
         "TRIBUNAL_JUDGE_WORKERS": "1",
         "TRIBUNAL_HOST": "127.0.0.1",
+        "TRIBUNAL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'tribunal.db'}",
+        "TRIBUNAL_ACTIONS__STATE_DIR": str(tmp_path / "state"),
     }
     log_path = tmp_path / "consume.log"
     metrics_port = free_port()
@@ -84,7 +87,10 @@ async def test_consume_stops_gracefully_on_sigterm(kafka_bootstrap: str, tmp_pat
     assert process.returncode == 0, stderr
     assert "kafka consumer stopped" in stderr
     assert {orjson.loads(m.value)["evidence_id"] for m in verdicts} == {i for _, i in alerts}
-    assert stderr.count('verdict {"evidence_id"') == len(alerts)  # the LogRecorder's lines
+    with sqlite3.connect(tmp_path / "tribunal.db") as db:  # recorded in the store, each once
+        recorded = {row[0] for row in db.execute("SELECT evidence_id FROM verdicts")}
+        assert db.execute("SELECT count(*) FROM verdicts").fetchone()[0] == len(alerts)
+    assert recorded == {i for _, i in alerts}
     assert len(await read_topic(kafka_bootstrap, f"{prefix}-dlq")) == 1
     committed, ends = await committed_and_ends(kafka_bootstrap, f"{prefix}-group", f"{prefix}-falco")
     assert committed == ends

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import POLICY_DIR, RULES_DIR
@@ -15,7 +17,11 @@ def test_consume_needs_brokers(monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
     assert "TRIBUNAL_KAFKA_BOOTSTRAP_SERVERS" in capsys.readouterr().err
 
 
-def test_consume_exits_1_when_the_brokers_cannot_be_reached(caplog: pytest.LogCaptureFixture) -> None:
+def test_consume_exits_1_when_the_brokers_cannot_be_reached(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TRIBUNAL_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'tribunal.db'}")
+    monkeypatch.setenv("TRIBUNAL_ACTIONS__STATE_DIR", str(tmp_path / "state"))
     argv = ["consume", "--bootstrap-servers", f"127.0.0.1:{free_port()}", "--workers", "0"]
     argv += ["--policies", str(POLICY_DIR), "--rules", str(RULES_DIR)]
     assert main(argv) == 1
