@@ -1,0 +1,112 @@
+"""The Helm chart rendered by Helm's own engine (helm-python-sdk, no cluster): every Kubernetes object
+validates against the Kubernetes schemas, the Deployment's settings are ones Tribunal reads, and the
+webhook registration is what docs/operations.md recommends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.conftest import PROJECT
+from tests.kube_api import K8S_VERSION
+from tribunal.settings import Settings
+
+helm = pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's engine) is not installed")
+CHART = PROJECT / "helm" / "tribunal"
+CERT_MANAGER_KINDS = {"Issuer", "Certificate"}  # CRDs: not in the Kubernetes schemas
+
+
+def render(values: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    chart = helm.Chart.load(str(CHART))
+    manifests = chart.render(values or {}, name="tribunal", namespace="tribunal-system", is_install=True)
+    objects = {}
+    for text in manifests.values():
+        for doc in yaml.safe_load_all(text):
+            if doc:
+                objects[doc["kind"]] = doc
+    return objects
+
+
+def test_lint_finds_no_error() -> None:
+    report = helm.lint(str(CHART), strict=True)
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= 3] == []
+
+
+def test_every_object_validates_against_the_kubernetes_schemas() -> None:
+    objects = render()
+    assert set(objects) == {
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+        "ValidatingWebhookConfiguration",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "PodDisruptionBudget",
+        *CERT_MANAGER_KINDS,
+    }
+    for kind, obj in objects.items():
+        if kind not in CERT_MANAGER_KINDS:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    certificate = objects["Certificate"]["spec"]
+    assert certificate["secretName"] == "tribunal-tls"
+    assert "tribunal.tribunal-system.svc" in certificate["dnsNames"]
+
+
+def test_the_deployment_sets_settings_tribunal_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = {
+        "settings": {
+            "failurePolicy": "ignore",
+            "kafkaBootstrapServers": "kafka:9092",
+            "exemptUsers": ["ci", "ops"],
+        }
+    }
+    container = render(values)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert all(name.startswith("TRIBUNAL_") for name in env)
+    for name, value in env.items():
+        if value is not None:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TRIBUNAL_NAMESPACE", "tribunal-system")  # from the downward API in the pod
+    settings = Settings()
+    known = {f"TRIBUNAL_{field.upper()}" for field in Settings.model_fields}
+    assert {n for n in env if "__" not in n} <= known, "a variable Tribunal does not read"
+    assert settings.failure_policy == "ignore"
+    assert settings.kafka_bootstrap_servers == "kafka:9092"
+    assert settings.exempt_users == ["ci", "ops"] and settings.exempt_namespaces == ["kube-system"]
+    assert str(settings.actions.state_dir) == "/var/lib/tribunal/state"
+    assert container["args"] == ["serve"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_the_webhook_registration() -> None:
+    webhook = render({"webhook": {"failurePolicy": "Ignore"}})["ValidatingWebhookConfiguration"]
+    [hook] = webhook["webhooks"]
+    assert hook["clientConfig"]["service"] == {
+        "name": "tribunal",
+        "namespace": "tribunal-system",
+        "path": "/validate",
+        "port": 443,
+    }
+    assert hook["sideEffects"] == "NoneOnDryRun" and hook["failurePolicy"] == "Ignore"
+    assert hook["timeoutSeconds"] == 5
+    excluded = hook["namespaceSelector"]["matchExpressions"][0]["values"]
+    assert set(excluded) == {"kube-system", "tribunal-system"}
+    assert (
+        webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "tribunal-system/tribunal-tls"
+    )
+
+
+def test_an_existing_secret_replaces_cert_manager() -> None:
+    objects = render(
+        {"tls": {"certManager": {"enabled": False}, "existingSecret": "my-tls", "caBundle": "Q0E="}}
+    )
+    assert not CERT_MANAGER_KINDS & set(objects)
+    volumes = objects["Deployment"]["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "tls", "secret": {"secretName": "my-tls"}} in volumes
+    [hook] = objects["ValidatingWebhookConfiguration"]["webhooks"]
+    assert hook["clientConfig"]["caBundle"] == "Q0E="
+    kubernetes_validate.validate(objects["ValidatingWebhookConfiguration"], K8S_VERSION, strict=True)
