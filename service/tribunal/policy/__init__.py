@@ -7,7 +7,7 @@ from tribunal.policy.evaluator import EvaluationTimeout, InlineEvaluator, Thread
 from tribunal.policy.judge import Judge
 from tribunal.policy.loader import PolicyInfo, PolicySet, load_policy_set
 from tribunal.policy.pool import Judged, JudgePool, JudgeSpec, Outcome, RawItem, Rejected
-from tribunal.policy.runtime import PolicyRuntime
+from tribunal.policy.runtime import PolicyRuntime, files_fingerprint
 from tribunal.policy.testing import TestReport, TestResult, run_policy_tests
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "ThreadEvaluator",
     "create_engine",
     "engine_names",
+    "files_fingerprint",
     "load_enforcement",
     "load_policy_set",
     "run_policy_tests",

@@ -16,6 +16,20 @@ from tribunal.policy.loader import load_policy_set
 log = logging.getLogger(__name__)
 
 
+def files_fingerprint(paths: Iterable[Path]) -> str:
+    """A hash of the paths with their modification times and sizes: it changes when one of them is
+    edited, replaced, added or removed. Polling it is how hot reload notices (ConfigMap symlink swaps
+    included) without reading the files."""
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\0".encode())
+    return digest.hexdigest()
+
+
 class PolicyRuntime:
     """Holds the current :class:`Judge`. A reload compiles the new revision completely before the swap;
     a revision that fails to load or compile leaves the running one in place and is reported in
@@ -56,14 +70,7 @@ class PolicyRuntime:
         return sorted([*files, *self.extra_data])
 
     def _stat_fingerprint(self) -> str:
-        digest = hashlib.sha256()
-        for path in self._watched_files():
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\0".encode())
-        return digest.hexdigest()
+        return files_fingerprint(self._watched_files())
 
     def reload(self, *, force: bool = False) -> bool:
         """Swap in the directory's current revision if the files changed; True when a swap happened."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,18 +15,13 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.integration.conftest import free_port
 from tests.kube_api import TestApiServer
 from tribunal.actions import Dispatcher, ImageBlocklist, build_dispatcher
 from tribunal.model import Decision, EvidenceKind, Severity, Subject, Verdict, Violation
 from tribunal.settings import Settings
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
