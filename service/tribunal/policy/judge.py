@@ -50,7 +50,8 @@ class Judge:
             (self._violation(item, evidence) for item in raw),
             key=lambda v: (-v.severity.rank, v.policy, v.msg),
         )
-        return Verdict(
+        # Every part is typed already (the violations validated above): construct, don't re-validate.
+        return Verdict.model_construct(
             evidence_id=evidence.id,
             kind=evidence.kind,
             subject=evidence.subject,

@@ -151,7 +151,7 @@ def _parse(data: bytes | None, source: str, kind: EvidenceKind | None, max_bytes
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise EvidenceError(source, f"not valid JSON: {exc}") from None
-    return parse_evidence(doc, source, kind)
+    return parse_evidence(doc, source, kind, raw=data)
 
 
 class _WorkerState:

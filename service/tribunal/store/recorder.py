@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 import orjson
@@ -17,14 +16,72 @@ from tribunal.model import Evidence, Verdict
 log = logging.getLogger("tribunal.record")
 
 
-@dataclass(frozen=True, slots=True)
 class Record:
-    """One judged piece of evidence. ``raw`` is the document as it arrived, when the source kept it."""
+    """One judged piece of evidence. ``raw`` is the document as it arrived, when the source kept it.
 
-    evidence: Evidence
-    verdict: Verdict
-    raw: bytes | None = None
-    actions: tuple[dict[str, object], ...] = field(default=())
+    ``Record(evidence, verdict, ...)`` holds the objects; :meth:`deferred` holds only the evidence id
+    and a way to build them, which runs on first access of ``evidence`` or ``verdict``: a source that
+    judged in a worker process (and kept the verdict as JSON) does not rebuild objects that a recorder
+    never reads."""
+
+    __slots__ = ("_evidence", "_load", "_verdict", "actions", "evidence_id", "raw")
+
+    def __init__(
+        self,
+        evidence: Evidence,
+        verdict: Verdict,
+        raw: bytes | None = None,
+        actions: tuple[dict[str, object], ...] = (),
+    ) -> None:
+        self.evidence_id: str = evidence.id
+        self.raw = raw
+        self.actions = actions
+        self._evidence: Evidence | None = evidence
+        self._verdict: Verdict | None = verdict
+        self._load: Callable[[], tuple[Evidence, Verdict]] | None = None
+
+    @classmethod
+    def deferred(
+        cls,
+        evidence_id: str,
+        load: Callable[[], tuple[Evidence, Verdict]],
+        raw: bytes | None = None,
+        actions: tuple[dict[str, object], ...] = (),
+    ) -> Record:
+        """A record whose objects ``load`` builds when first needed."""
+        record = cls.__new__(cls)
+        record.evidence_id, record.raw, record.actions = evidence_id, raw, actions
+        record._evidence = record._verdict = None
+        record._load = load
+        return record
+
+    @property
+    def evidence(self) -> Evidence:
+        if self._evidence is None:
+            self._materialise()
+        assert self._evidence is not None
+        return self._evidence
+
+    @property
+    def verdict(self) -> Verdict:
+        if self._verdict is None:
+            self._materialise()
+        assert self._verdict is not None
+        return self._verdict
+
+    def _materialise(self) -> None:
+        assert self._load is not None
+        self._evidence, self._verdict = self._load()
+        self._load = None
+
+    def with_actions(self, actions: tuple[dict[str, object], ...]) -> Record:
+        """The same record with ``actions`` (the outcomes of acting on it)."""
+        if self._load is not None:
+            return Record.deferred(self.evidence_id, self._load, self.raw, actions)
+        return Record(self.evidence, self.verdict, self.raw, actions)
+
+    def __repr__(self) -> str:
+        return f"Record({self.evidence_id!r}, raw={len(self.raw or b'')} bytes, actions={len(self.actions)})"
 
 
 class Recorder(Protocol):
@@ -53,7 +110,7 @@ async def record_claiming(recorder: Recorder, records: Sequence[Record]) -> list
         return []
     if isinstance(recorder, ClaimingRecorder):
         new_ids = set(await recorder.record_new(records))
-        return [r for r in records if r.evidence.id in new_ids]
+        return [r for r in records if r.evidence_id in new_ids]
     await recorder.record(records)
     return list(records)
 
