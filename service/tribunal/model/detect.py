@@ -58,8 +58,9 @@ def parse_evidence(
     if kind is not None and detected is not kind:
         raise EvidenceError(source, f"expected {kind.value} evidence, this looks like {detected.value}")
     assert isinstance(doc, dict)
+    as_arrived = True
     if detected is EvidenceKind.ADMISSION and doc.get("kind") != "AdmissionReview":
-        doc = review_for_object(doc)
+        doc, as_arrived = review_for_object(doc), False
     if detected is EvidenceKind.ADMISSION:
         evidence = _admission(doc, source)
     elif detected is EvidenceKind.FALCO:
@@ -67,6 +68,8 @@ def parse_evidence(
     else:
         evidence = _trivy(doc, source)
     evidence._document = doc
+    if as_arrived:
+        evidence._raw = raw
     return evidence
 
 

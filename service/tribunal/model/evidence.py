@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from tribunal.model.admission import AdmissionReview
@@ -58,6 +59,8 @@ class Evidence(BaseModel):
 
     # The document exactly as it arrived: policies see this, not a re-serialisation of ``body``.
     _document: dict[str, Any] | None = PrivateAttr(default=None)
+    # The JSON text ``_document`` was parsed from, when kept: spliced into the policy input as is.
+    _raw: bytes | None = PrivateAttr(default=None)
 
     def event(self) -> dict[str, Any]:
         """The body as JSON, as the policy input's ``event``."""
@@ -74,3 +77,23 @@ class Evidence(BaseModel):
             "subject": self.subject.model_dump(exclude_none=True),
             "context": context or {},
         }
+
+    def policy_input_json(self, context: dict[str, Any] | None = None) -> bytes:
+        """:meth:`policy_input` as JSON. When the source kept the document's own JSON text, it is
+        spliced in as the ``event`` rather than serialised again (a large Trivy report costs
+        milliseconds to re-serialise; every Falco alert, microseconds)."""
+        if self._raw is None:
+            return orjson.dumps(self.policy_input(context))
+        return b"".join(
+            (
+                b'{"kind":"',
+                self.kind.value.encode(),
+                b'","event":',
+                self._raw,
+                b',"subject":',
+                orjson.dumps(self.subject.model_dump(exclude_none=True)),
+                b',"context":',
+                orjson.dumps(context or {}),
+                b"}",
+            )
+        )

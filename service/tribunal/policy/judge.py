@@ -6,7 +6,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 
 from tribunal.model import Enforcement, Evidence, Severity, Verdict, Violation, decide
@@ -39,7 +38,7 @@ class Judge:
 
     def judge(self, evidence: Evidence, context: dict[str, Any] | None = None) -> Verdict:
         """The verdict on ``evidence``; raises PolicyEvaluationError when the policies fail on it."""
-        input_json = orjson.dumps(evidence.policy_input(context))
+        input_json = evidence.policy_input_json(context)
         started = time.perf_counter()
         try:
             raw = self.engine.evaluate(evidence.kind.value, input_json)

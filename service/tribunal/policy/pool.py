@@ -56,7 +56,7 @@ class Judged:
 
     def rebuild(self, raw: bytes) -> tuple[Evidence, Verdict]:
         """The Evidence and Verdict objects (re-parsed from ``raw`` when judged in a worker)."""
-        evidence = self.evidence or parse_evidence(orjson.loads(raw), self.source, self.kind)
+        evidence = self.evidence or parse_evidence(orjson.loads(raw), self.source, self.kind, raw=raw)
         verdict = self.verdict or Verdict.model_validate_json(self.verdict_json)
         return evidence, verdict
 
