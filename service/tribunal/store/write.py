@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -47,7 +48,9 @@ FINDING_COLUMNS = (
 ACTIVITY_COLUMNS = ("day", "namespace", "kind", "verdicts", "denied", "warned")
 DAILY_VIOLATION_COLUMNS = ("day", "namespace", "policy", "violations")
 
-_RESOLVED = FindingStatus.RESOLVED.value
+_OPEN, _EXCEPTED, _RESOLVED = (
+    FindingStatus.OPEN.value, FindingStatus.EXCEPTED.value, FindingStatus.RESOLVED.value
+)  # fmt: skip
 
 
 def dumps(value: Any) -> str:
@@ -63,9 +66,9 @@ def aware(value: datetime) -> datetime:
 def sqlite_time(value: datetime) -> str:
     """A time as SQLAlchemy's SQLite ``DateTime`` stores a ``UTCDateTime``: naive UTC text, always
     with microseconds."""
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        value = aware(value)
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 def stored_time(value: Any) -> datetime:
@@ -84,10 +87,13 @@ class _Item:
     """A record with what several of its rows need, computed once."""
 
     record: Record
+    id: str  # the evidence id
     at: datetime  # evidence received_at, aware UTC
     stored_at: Any  # the same as the database stores it
-    key: str  # the verdict's subject key
+    day: date  # of ``at``, for the rollups
+    key: str  # the verdict's subject: key, namespace ('' when none) and JSON
     namespace: str
+    subject: str
 
 
 @dataclass(slots=True)
@@ -124,14 +130,22 @@ class _Finding:
 
     def see(self, items: list[Violation], at: datetime, evidence_id: str) -> None:
         """Take the state of the latest violating verdict: ``items``, this policy's violations in it."""
-        excepted = all(x.exception for x in items)
-        self.status = FindingStatus.EXCEPTED.value if excepted else FindingStatus.OPEN.value
+        first = items[0]
+        if len(items) == 1:  # the common case, made cheap
+            excepted, exception, severity = bool(first.exception), first.exception or None, first.severity
+            controls = sorted(set(first.controls))
+        else:
+            excepted = all(x.exception for x in items)
+            exception = next((x.exception for x in items if x.exception), None)
+            severity = max((x.severity for x in items), key=lambda s: s.rank)
+            controls = sorted({c for x in items for c in x.controls})
+        self.status = _EXCEPTED if excepted else _OPEN
         self.last_seen = at
         self.last_evidence_id = evidence_id
-        self.msg = items[0].msg
-        self.controls = dumps(sorted({c for x in items for c in x.controls}))
-        self.exception = next((x.exception for x in items if x.exception), None)
-        self.severity = max((x.severity for x in items), key=lambda s: s.rank).value
+        self.msg = first.msg
+        self.controls = dumps(controls)
+        self.exception = exception
+        self.severity = severity.value
         self.resolved_at = None
 
     def row(self, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
@@ -201,7 +215,7 @@ class RecordWriter:
             )
             params = tuple(value for item in chunk for value in self._evidence_row(item))
             new_ids.update(row[0] for row in await conn.exec_driver_sql(sql, params))
-        fresh = [item for item in items if item.record.evidence.id in new_ids]
+        fresh = [item for item in items if item.id in new_ids]
         if not fresh:
             return []
         await self._executemany(conn, self._verdicts_sql, [self._verdict_row(item) for item in fresh])
@@ -211,7 +225,7 @@ class RecordWriter:
         await self._executemany(
             conn,
             self._actions_sql,
-            [row for it in fresh for row in self.action_rows(it.record.evidence.id, it.record.actions)],
+            [row for item in fresh for row in self.action_rows(item.id, item.record.actions)],
         )
         await self._update_findings(conn, fresh)
         await self._update_rollups(conn, fresh)
@@ -230,36 +244,38 @@ class RecordWriter:
 
     def _item(self, r: Record) -> _Item:
         at = aware(r.evidence.received_at)
-        subject = r.verdict.subject
-        return _Item(r, at, self._time(at), subject.key(), subject.namespace or "")
+        s = r.verdict.subject
+        return _Item(
+            r, r.evidence.id, at, self._time(at), at.date(), s.key(), s.namespace or "",
+            s.model_dump_json(exclude_none=True),
+        )  # fmt: skip
 
     def _evidence_row(self, item: _Item) -> tuple[Any, ...]:
         r = item.record
         ev = r.evidence
         raw = r.raw if r.raw is not None else orjson.dumps(ev.event())
-        if ev.subject is r.verdict.subject:  # as the judge makes them
-            key, namespace = item.key, item.namespace
+        s = ev.subject
+        if s is r.verdict.subject:  # as the judge makes them
+            key, namespace, subject = item.key, item.namespace, item.subject
         else:
-            key, namespace = ev.subject.key(), ev.subject.namespace or ""
+            key, namespace, subject = s.key(), s.namespace or "", s.model_dump_json(exclude_none=True)
         return (
-            ev.id, ev.kind.value, item.stored_at, ev.source, key, namespace,
-            ev.subject.model_dump_json(exclude_none=True), zlib.compress(raw, self.compress_level),
-            len(raw), None,
+            ev.id, ev.kind.value, item.stored_at, ev.source, key, namespace, subject,
+            zlib.compress(raw, self.compress_level), len(raw), None,
         )  # fmt: skip
 
     def _verdict_row(self, item: _Item) -> tuple[Any, ...]:
         v = item.record.verdict
         return (
-            item.record.evidence.id, v.kind.value, item.key, item.namespace, v.decision.value,
+            item.id, v.kind.value, item.key, item.namespace, v.decision.value,
             v.policy_revision, v.engine, item.stored_at, self._time(v.evaluated_at), v.latency_ms,
         )  # fmt: skip
 
     @staticmethod
     def _violation_rows(item: _Item) -> Iterable[tuple[Any, ...]]:
-        eid = item.record.evidence.id
         for x in item.record.verdict.violations:
             yield (
-                eid, x.policy, x.severity.value, x.enforcement.value, x.msg, dumps(x.controls),
+                item.id, x.policy, x.severity.value, x.enforcement.value, x.msg, dumps(x.controls),
                 dumps(x.details), x.exception,
             )  # fmt: skip
 
@@ -295,28 +311,27 @@ class RecordWriter:
             marks = self._marks(1, len(chunk))
             sql = f"SELECT {', '.join(FINDING_COLUMNS)} FROM findings WHERE subject_key IN {marks}"
             for row in await conn.exec_driver_sql(sql, tuple(chunk)):
-                found = _Finding.load(row)
-                current[(found.policy, found.subject_key)] = found
-                by_subject.setdefault((found.subject_key, found.kind), []).append(found)
+                loaded = _Finding.load(row)
+                current[(loaded.policy, loaded.subject_key)] = loaded
+                by_subject.setdefault((loaded.subject_key, loaded.kind), []).append(loaded)
 
-        for item in sorted(fresh, key=lambda item: (item.at, item.record.evidence.id)):
-            v, t, eid, key = item.record.verdict, item.at, item.record.evidence.id, item.key
+        for item in sorted(fresh, key=lambda item: (item.at, item.id)):
+            v, t, eid, key = item.record.verdict, item.at, item.id, item.key
             kind = v.kind.value
             violated: dict[str, list[Violation]] = {}
             for x in v.violations:
                 violated.setdefault(x.policy, []).append(x)
             for policy, items in violated.items():
-                existing = current.get((policy, key))
-                if existing is None:
+                found = current.get((policy, key))
+                if found is None:
                     found = _Finding(
-                        policy, key, kind, item.namespace, v.subject.model_dump_json(exclude_none=True),
-                        "", "", t, t, 0, eid, eid, "", "", None, t, None,
+                        policy, key, kind, item.namespace, item.subject, "", "", t, t, 0, eid, eid, "",
+                        "", None, t, None,
                     )  # fmt: skip
                     found.see(items, t, eid)
                     current[(policy, key)] = found
                     by_subject.setdefault((key, kind), []).append(found)
                 else:
-                    found = existing
                     if t < found.first_seen:
                         found.first_seen, found.first_evidence_id = t, eid
                     if t >= found.last_seen:
@@ -335,33 +350,36 @@ class RecordWriter:
                     f.status, f.resolved_at = _RESOLVED, t
                     f.changed = True
 
+        # Most times written are the new verdicts': convert each once.
+        stored = {item.at: item.stored_at for item in fresh}
+
+        def time(value: datetime) -> Any:
+            found = stored.get(value)
+            return self._time(value) if found is None else found
+
         changed = sorted((f for f in current.values() if f.changed), key=lambda f: (f.policy, f.subject_key))
-        await self._executemany(conn, self._findings_sql, [f.row(self._time) for f in changed])
+        await self._executemany(conn, self._findings_sql, [f.row(time) for f in changed])
 
     async def _update_rollups(self, conn: AsyncConnection, fresh: list[_Item]) -> None:
         activity: dict[tuple[date, str, str], list[int]] = {}
-        per_policy: dict[tuple[date, str, str], int] = {}
         for item in fresh:
             v = item.record.verdict
-            day, ns = item.at.date(), item.namespace
-            counts = activity.setdefault((day, ns, v.kind.value), [0, 0, 0])
+            counts = activity.setdefault((item.day, item.namespace, v.kind.value), [0, 0, 0])
             decision = v.decision.value
             counts[0] += 1
             counts[1] += decision == "deny"
             counts[2] += decision == "warn"
-            for x in v.violations:
-                k = (day, ns, x.policy)
-                per_policy[k] = per_policy.get(k, 0) + 1
-        day_of = self._day
+        per_policy = Counter(
+            (item.day, item.namespace, x.policy) for item in fresh for x in item.record.verdict.violations
+        )
+        day = self._day
         await self._executemany(
-            conn,
-            self._activity_sql,
-            [(day_of(d), ns, k, *c) for (d, ns, k), c in sorted(activity.items())],
+            conn, self._activity_sql, [(day(d), ns, k, *c) for (d, ns, k), c in sorted(activity.items())]
         )
         await self._executemany(
             conn,
             self._daily_violations_sql,
-            [(day_of(d), ns, p, n) for (d, ns, p), n in sorted(per_policy.items())],
+            [(day(d), ns, p, n) for (d, ns, p), n in sorted(per_policy.items())],
         )
 
 
