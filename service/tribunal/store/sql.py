@@ -94,7 +94,8 @@ class SqlStore:
     """Records verdicts (a ``Recorder``: idempotent on evidence id) and answers queries about them.
 
     ``retention`` prunes raw evidence bodies older than it (rows, verdicts and findings are kept),
-    at start and then at most every ``prune_interval`` while recording."""
+    at start and then at most every ``prune_interval`` while recording. Raw bodies are stored
+    zlib-compressed at ``compress_level`` (1: the cheapest; any level reads back the same)."""
 
     def __init__(
         self,
@@ -102,7 +103,7 @@ class SqlStore:
         *,
         retention: timedelta | None = None,
         prune_interval: timedelta = timedelta(hours=1),
-        compress_level: int = 6,
+        compress_level: int = 1,
     ) -> None:
         self.url = url
         self.retention = retention

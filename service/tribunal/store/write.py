@@ -162,7 +162,7 @@ class RecordWriter:
     """Writes batches of records on one dialect ("sqlite" or "postgresql") inside the caller's write
     transaction. Raw bodies are zlib-compressed at ``compress_level``."""
 
-    def __init__(self, dialect: str, compress_level: int = 6) -> None:
+    def __init__(self, dialect: str, compress_level: int = 1) -> None:
         self.postgresql = dialect == "postgresql"
         self.compress_level = compress_level
         self._time: Callable[[datetime], Any] = aware if self.postgresql else sqlite_time
@@ -219,9 +219,21 @@ class RecordWriter:
         if not fresh:
             return []
         await self._executemany(conn, self._verdicts_sql, [self._verdict_row(item) for item in fresh])
-        await self._executemany(
-            conn, self._violations_sql, [row for item in fresh for row in self._violation_rows(item)]
-        )
+        violations = [
+            (
+                item.id,
+                x.policy,
+                x.severity.value,
+                x.enforcement.value,
+                x.msg,
+                dumps(x.controls),
+                dumps(x.details),
+                x.exception,
+            )
+            for item in fresh
+            for x in item.record.verdict.violations
+        ]
+        await self._executemany(conn, self._violations_sql, violations)
         await self._executemany(
             conn,
             self._actions_sql,
@@ -270,14 +282,6 @@ class RecordWriter:
             item.id, v.kind.value, item.key, item.namespace, v.decision.value,
             v.policy_revision, v.engine, item.stored_at, self._time(v.evaluated_at), v.latency_ms,
         )  # fmt: skip
-
-    @staticmethod
-    def _violation_rows(item: _Item) -> Iterable[tuple[Any, ...]]:
-        for x in item.record.verdict.violations:
-            yield (
-                item.id, x.policy, x.severity.value, x.enforcement.value, x.msg, dumps(x.controls),
-                dumps(x.details), x.exception,
-            )  # fmt: skip
 
     def action_rows(self, evidence_id: str, outcomes: Sequence[dict[str, Any]]) -> Iterable[tuple[Any, ...]]:
         """Rows of ``action_outcomes`` (as ``ACTION_COLUMNS``) for ``outcomes``."""
