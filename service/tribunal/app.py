@@ -59,7 +59,9 @@ def build_policy_runtime(settings: Settings, extra_data: Iterable[Path] = ()) ->
 def build_store(settings: Settings) -> SqlStore:
     """The SQL store of ``settings.database_url`` with its retention; ``start()`` it before use."""
     retention = timedelta(days=settings.retention_days) if settings.retention_days else None
-    return SqlStore(settings.database_url, retention=retention)
+    return SqlStore(
+        settings.database_url, retention=retention, compress_level=settings.database_compress_level
+    )
 
 
 def policy_kinds(settings: Settings) -> dict[str, EvidenceKind] | None:

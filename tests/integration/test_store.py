@@ -266,3 +266,59 @@ async def test_two_writer_processes_record_overlapping_evidence_once(database_ur
     for f in findings:
         still = any(v.policy == f.policy for v in latest[f.subject_key].verdict.violations)
         assert f.status is (FindingStatus.OPEN if still else FindingStatus.RESOLVED), f
+
+
+def test_the_write_path_covers_every_column() -> None:
+    from tribunal.store import write
+
+    for table, columns in [
+        (tables.evidence, write.EVIDENCE_COLUMNS),
+        (tables.verdicts, write.VERDICT_COLUMNS),
+        (tables.violations, write.VIOLATION_COLUMNS),
+        (tables.actions, write.ACTION_COLUMNS),
+        (tables.findings, write.FINDING_COLUMNS),
+        (tables.daily_activity, write.ACTIVITY_COLUMNS),
+        (tables.daily_violations, write.DAILY_VIOLATION_COLUMNS),
+    ]:
+        expected = [c.name for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+        assert sorted(columns) == sorted(expected), table.name
+
+
+async def test_sqlite_keeps_the_value_formats_sqlalchemy_writes(tmp_path, make_record: MakeRecord) -> None:  # type: ignore[no-untyped-def]
+    """The write path skips SQLAlchemy's bind processing: what it stores must be what the column
+    types would have stored (reads, reports and migrations parse it)."""
+    from datetime import UTC, datetime, timezone
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'formats.db'}"
+    plus_two = timezone(timedelta(hours=2))
+    times = [
+        datetime(2025, 3, 1, 11, 0, tzinfo=plus_two),  # no microseconds, not UTC
+        datetime(2025, 3, 1, 9, 30, 0, 250),  # naive: taken as UTC
+        datetime(2025, 3, 1, 9, 45, 1, 123456, tzinfo=UTC),
+    ]
+    records = []
+    for i, at in enumerate(times):
+        r = make_record(f"fmt-{i}", privileged=True)
+        records.append(Record(r.evidence.model_copy(update={"received_at": at}), r.verdict, r.raw))
+    async with SqlStore(url) as store:
+        await store.record(records)
+        dialect = store.engine.dialect
+        as_stored = tables.evidence.c.received_at.type.dialect_impl(dialect).bind_processor(dialect)
+        day = tables.daily_activity.c.day.type.dialect_impl(dialect).bind_processor(dialect)
+        async with store.engine.connect() as conn:
+            stored = (
+                await conn.exec_driver_sql(
+                    "SELECT received_at, typeof(received_at), typeof(raw) FROM evidence ORDER BY id"
+                )
+            ).all()
+            finding = (
+                await conn.exec_driver_sql("SELECT first_seen, last_seen, last_judged FROM findings")
+            ).one()
+            days = (await conn.exec_driver_sql("SELECT day, typeof(day) FROM daily_activity")).all()
+    assert as_stored is not None and day is not None
+    expected = [as_stored(tables.evidence.c.received_at.type.process_bind_param(t, dialect)) for t in times]
+    assert [row[0] for row in stored] == expected
+    assert expected[0] == "2025-03-01 09:00:00.000000"
+    assert {(row[1], row[2]) for row in stored} == {("text", "blob")}
+    assert finding == (expected[0], expected[2], expected[2])
+    assert days == [(day(times[2].date()), "text")]

@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, event, func, or_, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, event, func, or_, select, tuple_, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -30,7 +27,6 @@ from tribunal.store.queries import (
     DailyViolationsRow,
     FindingQuery,
     FindingRow,
-    FindingStatus,
     Page,
     StoredEvidence,
     VerdictQuery,
@@ -40,10 +36,9 @@ from tribunal.store.queries import (
     encode_cursor,
 )
 from tribunal.store.recorder import Record
+from tribunal.store.write import CHUNK, RecordWriter, aware
 
 log = logging.getLogger("tribunal.store")
-
-_CHUNK = 500  # rows per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
 
 
 def create_store_engine(url: str) -> AsyncEngine:
@@ -95,31 +90,12 @@ def _sqlite_transactions(engine: AsyncEngine, wal: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-@dataclass
-class _Finding:
-    """A findings row being updated in memory within one write transaction."""
-
-    row: dict[str, Any]
-    changed: bool = False
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _namespace(value: str | None) -> str:
-    return value or ""
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 class SqlStore:
     """Records verdicts (a ``Recorder``: idempotent on evidence id) and answers queries about them.
 
     ``retention`` prunes raw evidence bodies older than it (rows, verdicts and findings are kept),
-    at start and then at most every ``prune_interval`` while recording."""
+    at start and then at most every ``prune_interval`` while recording. Raw bodies are stored
+    zlib-compressed at ``compress_level`` (1: the cheapest; any level reads back the same)."""
 
     def __init__(
         self,
@@ -127,13 +103,14 @@ class SqlStore:
         *,
         retention: timedelta | None = None,
         prune_interval: timedelta = timedelta(hours=1),
-        compress_level: int = 6,
+        compress_level: int = 1,
     ) -> None:
         self.url = url
         self.retention = retention
         self.prune_interval = prune_interval
         self.compress_level = compress_level
         self._engine: AsyncEngine | None = None
+        self._writer: RecordWriter | None = None
         self._last_prune: datetime | None = None
 
     @property
@@ -141,6 +118,13 @@ class SqlStore:
         if self._engine is None:
             raise StoreError("the store is not started")
         return self._engine
+
+    @property
+    def writer(self) -> RecordWriter:
+        """The write path for this store's dialect (see ``write.py``)."""
+        if self._writer is None:
+            raise StoreError("the store is not started")
+        return self._writer
 
     @property
     def dialect(self) -> str:
@@ -151,11 +135,13 @@ class SqlStore:
         if self._engine is not None:
             raise StoreError("the store is already started")
         self._engine = create_store_engine(self.url)
+        self._writer = RecordWriter(self._engine.dialect.name, self.compress_level)
         try:
             applied = await migrate(self._engine)
         except Exception:
             await self._engine.dispose()
             self._engine = None
+            self._writer = None
             raise
         if applied:
             log.info("database schema upgraded: applied %s", applied)
@@ -181,9 +167,6 @@ class SqlStore:
             async with conn.begin():
                 yield conn
 
-    def _insert(self, table: Any) -> Any:
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
-
     # ------------------------------------------------------------------------------------------
     # Recording
 
@@ -202,23 +185,7 @@ class SqlStore:
             return []
         ordered = [unique[k] for k in sorted(unique)]  # one lock order for every writer: no deadlocks
         async with self._write() as conn:
-            stmt = self._insert(schema.evidence).on_conflict_do_nothing(index_elements=["id"])
-            result = await conn.execute(
-                stmt.returning(schema.evidence.c.id), [self._evidence_row(r) for r in ordered]
-            )
-            new_ids = {row[0] for row in result}
-            fresh = [r for r in ordered if r.evidence.id in new_ids]
-            if not fresh:
-                return []
-            await conn.execute(schema.verdicts.insert(), [self._verdict_row(r) for r in fresh])
-            violation_rows = [row for r in fresh for row in self._violation_rows(r)]
-            if violation_rows:
-                await conn.execute(schema.violations.insert(), violation_rows)
-            action_rows = [row for r in fresh for row in self._action_rows(r.evidence.id, r.actions)]
-            if action_rows:
-                await conn.execute(schema.actions.insert(), action_rows)
-            await self._update_findings(conn, fresh)
-            await self._update_rollups(conn, fresh)
+            fresh = await self.writer.write(conn, ordered)
         await self._maybe_prune()
         return [r.evidence.id for r in fresh]
 
@@ -227,202 +194,8 @@ class SqlStore:
         first, so that a redelivered message is never acted on twice)."""
         if not outcomes:
             return
-        rows = list(self._action_rows(evidence_id, outcomes))
         async with self._write() as conn:
-            await conn.execute(schema.actions.insert(), rows)
-
-    def _evidence_row(self, r: Record) -> dict[str, Any]:
-        ev = r.evidence
-        raw = r.raw if r.raw is not None else orjson.dumps(ev.event())
-        return {
-            "id": ev.id,
-            "kind": ev.kind.value,
-            "received_at": ev.received_at,
-            "source": ev.source,
-            "subject_key": ev.subject.key(),
-            "namespace": _namespace(ev.subject.namespace),
-            "subject": ev.subject.model_dump_json(exclude_none=True),
-            "raw": zlib.compress(raw, self.compress_level),
-            "raw_size": len(raw),
-            "pruned_at": None,
-        }
-
-    @staticmethod
-    def _verdict_row(r: Record) -> dict[str, Any]:
-        v = r.verdict
-        return {
-            "evidence_id": r.evidence.id,
-            "kind": v.kind.value,
-            "subject_key": v.subject.key(),
-            "namespace": _namespace(v.subject.namespace),
-            "decision": v.decision.value,
-            "policy_revision": v.policy_revision,
-            "engine": v.engine,
-            "received_at": r.evidence.received_at,
-            "evaluated_at": v.evaluated_at,
-            "latency_ms": v.latency_ms,
-        }
-
-    @staticmethod
-    def _violation_rows(r: Record) -> Iterable[dict[str, Any]]:
-        for x in r.verdict.violations:
-            yield {
-                "evidence_id": r.evidence.id,
-                "policy": x.policy,
-                "severity": x.severity.value,
-                "enforcement": x.enforcement.value,
-                "msg": x.msg,
-                "controls": _json(x.controls),
-                "details": _json(x.details),
-                "exception": x.exception,
-            }
-
-    @staticmethod
-    def _action_rows(evidence_id: str, outcomes: Sequence[dict[str, Any]]) -> Iterable[dict[str, Any]]:
-        for outcome in outcomes:
-            yield {
-                "evidence_id": evidence_id,
-                "target": str(outcome.get("target", outcome.get("action", "")))[:64],
-                "status": str(outcome.get("status", ""))[:32],
-                "recorded_at": datetime.now(UTC),
-                "outcome": orjson.dumps(outcome, default=str).decode(),
-            }
-
-    async def _update_findings(self, conn: AsyncConnection, fresh: list[Record]) -> None:
-        """Apply the new verdicts, oldest first, to the findings of their subjects: a violated policy
-        opens (or excepts) its finding; a later verdict without it resolves it."""
-        keys = sorted({r.verdict.subject.key() for r in fresh})
-        if self.dialect == "postgresql":
-            # Serialise writers per subject (sorted: no deadlock); SQLite's BEGIN IMMEDIATE already does.
-            locks = sorted({_lock_key(k) for k in keys})
-            await conn.execute(
-                text(
-                    "SELECT count(pg_advisory_xact_lock(k)) "
-                    "FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) s"
-                ),
-                {"keys": locks},
-            )
-        current: dict[tuple[str, str], _Finding] = {}
-        for chunk in _chunks(keys):
-            result = await conn.execute(
-                select(schema.findings).where(schema.findings.c.subject_key.in_(chunk))
-            )
-            for m in result.mappings():
-                current[(m["policy"], m["subject_key"])] = _Finding(dict(m))
-        by_subject: dict[tuple[str, str], list[_Finding]] = defaultdict(list)
-        for existing in current.values():
-            by_subject[(existing.row["subject_key"], existing.row["kind"])].append(existing)
-
-        for r in sorted(fresh, key=lambda r: (_aware(r.evidence.received_at), r.evidence.id)):
-            v, t, eid = r.verdict, _aware(r.evidence.received_at), r.evidence.id
-            key = v.subject.key()
-            violated: dict[str, list[Any]] = defaultdict(list)
-            for x in v.violations:
-                violated[x.policy].append(x)
-            for policy, items in violated.items():
-                excepted = all(x.exception for x in items)
-                severity = max((x.severity for x in items), key=lambda s: s.rank)
-                latest = {
-                    "status": FindingStatus.EXCEPTED.value if excepted else FindingStatus.OPEN.value,
-                    "last_seen": t,
-                    "last_evidence_id": eid,
-                    "msg": items[0].msg,
-                    "controls": _json(sorted({c for x in items for c in x.controls})),
-                    "exception": next((x.exception for x in items if x.exception), None),
-                    "severity": severity.value,
-                    "resolved_at": None,
-                }
-                found = current.get((policy, key))
-                if found is None:
-                    found = _Finding(
-                        {
-                            "policy": policy,
-                            "subject_key": key,
-                            "kind": v.kind.value,
-                            "namespace": _namespace(v.subject.namespace),
-                            "subject": v.subject.model_dump_json(exclude_none=True),
-                            "first_seen": t,
-                            "first_evidence_id": eid,
-                            "count": 0,
-                            "last_judged": t,
-                            **latest,
-                        }
-                    )
-                    current[(policy, key)] = found
-                    by_subject[(key, v.kind.value)].append(found)
-                row = found.row
-                row["count"] += 1
-                if t < _aware(row["first_seen"]):
-                    row["first_seen"], row["first_evidence_id"] = t, eid
-                if t >= _aware(row["last_seen"]):
-                    row.update(latest)
-                row["last_judged"] = max(_aware(row["last_judged"]), t)
-                found.changed = True
-            for f in by_subject[(key, v.kind.value)]:
-                row = f.row
-                if row["policy"] in violated:
-                    continue
-                if t > _aware(row["last_judged"]):
-                    row["last_judged"] = t
-                    f.changed = True
-                if row["status"] != FindingStatus.RESOLVED.value and t > _aware(row["last_seen"]):
-                    row["status"], row["resolved_at"] = FindingStatus.RESOLVED.value, t
-                    f.changed = True
-
-        changed = sorted(
-            (f.row for f in current.values() if f.changed), key=lambda r: (r["policy"], r["subject_key"])
-        )
-        if changed:
-            stmt = self._insert(schema.findings)
-            columns = [c.name for c in schema.findings.columns if c.name not in ("policy", "subject_key")]
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["policy", "subject_key"], set_={c: stmt.excluded[c] for c in columns}
-            )
-            await conn.execute(stmt, changed)
-
-    async def _update_rollups(self, conn: AsyncConnection, fresh: list[Record]) -> None:
-        activity: dict[tuple[date, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-        per_policy: dict[tuple[date, str, str], int] = defaultdict(int)
-        for r in fresh:
-            day = _aware(r.evidence.received_at).date()
-            ns = _namespace(r.verdict.subject.namespace)
-            counts = activity[(day, ns, r.verdict.kind.value)]
-            counts[0] += 1
-            counts[1] += r.verdict.decision.value == "deny"
-            counts[2] += r.verdict.decision.value == "warn"
-            for x in r.verdict.violations:
-                per_policy[(day, ns, x.policy)] += 1
-        a = schema.daily_activity
-        stmt = self._insert(a)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["day", "namespace", "kind"],
-            set_={
-                "verdicts": a.c.verdicts + stmt.excluded.verdicts,
-                "denied": a.c.denied + stmt.excluded.denied,
-                "warned": a.c.warned + stmt.excluded.warned,
-            },
-        )
-        await conn.execute(
-            stmt,
-            [
-                {"day": d, "namespace": ns, "kind": k, "verdicts": c[0], "denied": c[1], "warned": c[2]}
-                for (d, ns, k), c in sorted(activity.items())
-            ],
-        )
-        if per_policy:
-            dv = schema.daily_violations
-            stmt = self._insert(dv)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["day", "namespace", "policy"],
-                set_={"violations": dv.c.violations + stmt.excluded.violations},
-            )
-            await conn.execute(
-                stmt,
-                [
-                    {"day": d, "namespace": ns, "policy": p, "violations": n}
-                    for (d, ns, p), n in sorted(per_policy.items())
-                ],
-            )
+            await self.writer.write_actions(conn, evidence_id, outcomes)
 
     # ------------------------------------------------------------------------------------------
     # Retention
@@ -595,7 +368,7 @@ class SqlStore:
         if namespace is not None:
             stmt = stmt.where(a.c.namespace == namespace)
         if since is not None:
-            stmt = stmt.where(a.c.day >= _aware(since).date())
+            stmt = stmt.where(a.c.day >= aware(since).date())
         stmt = stmt.order_by(a.c.day, a.c.namespace, a.c.kind)
         async with self.engine.connect() as conn:
             return [
@@ -612,7 +385,7 @@ class SqlStore:
         if namespace is not None:
             stmt = stmt.where(d.c.namespace == namespace)
         if since is not None:
-            stmt = stmt.where(d.c.day >= _aware(since).date())
+            stmt = stmt.where(d.c.day >= aware(since).date())
         stmt = stmt.order_by(d.c.day, d.c.namespace, d.c.policy)
         async with self.engine.connect() as conn:
             return [
@@ -659,15 +432,11 @@ def _finding(m: Any) -> FindingRow:
 
 def _cursor_time(value: Any) -> datetime:
     try:
-        return _aware(datetime.fromisoformat(str(value)))
+        return aware(datetime.fromisoformat(str(value)))
     except ValueError:
         raise StoreError("cursor: not a cursor this store gave") from None
 
 
-def _lock_key(key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
-
-
 def _chunks(items: list[str]) -> Iterable[list[str]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
