@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 import orjson
@@ -42,7 +43,7 @@ RejectReason = Literal["evidence", "policy", "internal"]
 @dataclass(frozen=True, slots=True)
 class Judged:
     """A document judged. ``evidence`` and ``verdict`` are set in-process; from a worker only the
-    light fields cross the process boundary, and :meth:`rebuild` re-reads the objects on demand."""
+    light fields cross the process boundary, and the objects are re-read on demand."""
 
     source: str
     evidence_id: str
@@ -51,14 +52,25 @@ class Judged:
     decision: Decision
     latency_ms: float
     verdict_json: bytes
+    received_at: datetime
     evidence: Evidence | None = None
     verdict: Verdict | None = None
 
+    def load_evidence(self, raw: bytes) -> Evidence:
+        """The Evidence object (re-parsed from ``raw`` when judged in a worker)."""
+        if self.evidence is not None:
+            return self.evidence
+        evidence = parse_evidence(orjson.loads(raw), self.source, self.kind, raw=raw)
+        evidence.received_at = self.received_at
+        return evidence
+
+    def load_verdict(self) -> Verdict:
+        """The Verdict object (re-read from its JSON when judged in a worker)."""
+        return self.verdict or Verdict.model_validate_json(self.verdict_json)
+
     def rebuild(self, raw: bytes) -> tuple[Evidence, Verdict]:
-        """The Evidence and Verdict objects (re-parsed from ``raw`` when judged in a worker)."""
-        evidence = self.evidence or parse_evidence(orjson.loads(raw), self.source, self.kind, raw=raw)
-        verdict = self.verdict or Verdict.model_validate_json(self.verdict_json)
-        return evidence, verdict
+        """Both objects."""
+        return self.load_evidence(raw), self.load_verdict()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +147,7 @@ def judge_items(judge: Judge, items: Sequence[RawItem], max_bytes: int, *, keep:
                 decision=verdict.decision,
                 latency_ms=verdict.latency_ms,
                 verdict_json=verdict.model_dump_json().encode(),
+                received_at=evidence.received_at,
                 evidence=evidence if keep else None,
                 verdict=verdict if keep else None,
             )

@@ -529,7 +529,17 @@ class KafkaSource:
                 evidence, verdict = await asyncio.to_thread(judged.rebuild, raw)
                 records.append(Record(evidence, verdict, raw))
             else:
-                records.append(Record.deferred(judged.evidence_id, partial(judged.rebuild, raw), raw))
+                records.append(
+                    Record.deferred(
+                        judged.evidence_id,
+                        judged.kind,
+                        judged.source,
+                        judged.received_at,
+                        partial(judged.load_evidence, raw),
+                        judged.load_verdict,
+                        raw,
+                    )
+                )
         return records
 
     async def _record(self, records: list[Record]) -> list[Record]:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import orjson
 
-from tribunal.model import Evidence, Verdict
+from tribunal.model import Evidence, EvidenceKind, Subject, Verdict
 
 log = logging.getLogger("tribunal.record")
 
@@ -19,12 +21,23 @@ log = logging.getLogger("tribunal.record")
 class Record:
     """One judged piece of evidence. ``raw`` is the document as it arrived, when the source kept it.
 
-    ``Record(evidence, verdict, ...)`` holds the objects; :meth:`deferred` holds only the evidence id
-    and a way to build them, which runs on first access of ``evidence`` or ``verdict``: a source that
-    judged in a worker process (and kept the verdict as JSON) does not rebuild objects that a recorder
-    never reads."""
+    ``Record(evidence, verdict, ...)`` holds the objects. :meth:`deferred` holds what a store writes
+    besides them (id, kind, source, time received) and a way to build each object, run on its first
+    access: a source that judged in a worker process (keeping the verdict as JSON) rebuilds only what
+    a recorder reads. The SQL store reads the verdict, never the evidence body."""
 
-    __slots__ = ("_evidence", "_load", "_verdict", "actions", "evidence_id", "raw")
+    __slots__ = (
+        "_evidence",
+        "_load_evidence",
+        "_load_verdict",
+        "_verdict",
+        "actions",
+        "evidence_id",
+        "kind",
+        "raw",
+        "received_at",
+        "source",
+    )
 
     def __init__(
         self,
@@ -34,51 +47,60 @@ class Record:
         actions: tuple[dict[str, object], ...] = (),
     ) -> None:
         self.evidence_id: str = evidence.id
+        self.kind: EvidenceKind = evidence.kind
+        self.source: str = evidence.source
+        self.received_at: datetime = evidence.received_at
         self.raw = raw
         self.actions = actions
         self._evidence: Evidence | None = evidence
         self._verdict: Verdict | None = verdict
-        self._load: Callable[[], tuple[Evidence, Verdict]] | None = None
+        self._load_evidence: Callable[[], Evidence] | None = None
+        self._load_verdict: Callable[[], Verdict] | None = None
 
     @classmethod
     def deferred(
         cls,
         evidence_id: str,
-        load: Callable[[], tuple[Evidence, Verdict]],
+        kind: EvidenceKind,
+        source: str,
+        received_at: datetime,
+        load_evidence: Callable[[], Evidence],
+        load_verdict: Callable[[], Verdict],
         raw: bytes | None = None,
         actions: tuple[dict[str, object], ...] = (),
     ) -> Record:
-        """A record whose objects ``load`` builds when first needed."""
+        """A record whose Evidence and Verdict are built when first needed."""
         record = cls.__new__(cls)
-        record.evidence_id, record.raw, record.actions = evidence_id, raw, actions
+        record.evidence_id, record.kind, record.source = evidence_id, kind, source
+        record.received_at, record.raw, record.actions = received_at, raw, actions
         record._evidence = record._verdict = None
-        record._load = load
+        record._load_evidence, record._load_verdict = load_evidence, load_verdict
         return record
 
     @property
     def evidence(self) -> Evidence:
         if self._evidence is None:
-            self._materialise()
-        assert self._evidence is not None
+            assert self._load_evidence is not None
+            self._evidence, self._load_evidence = self._load_evidence(), None
         return self._evidence
 
     @property
     def verdict(self) -> Verdict:
         if self._verdict is None:
-            self._materialise()
-        assert self._verdict is not None
+            assert self._load_verdict is not None
+            self._verdict, self._load_verdict = self._load_verdict(), None
         return self._verdict
 
-    def _materialise(self) -> None:
-        assert self._load is not None
-        self._evidence, self._verdict = self._load()
-        self._load = None
+    @property
+    def subject(self) -> Subject:
+        """The evidence's subject (the verdict's copy of it, while the evidence is not built)."""
+        return self._evidence.subject if self._evidence is not None else self.verdict.subject
 
     def with_actions(self, actions: tuple[dict[str, object], ...]) -> Record:
         """The same record with ``actions`` (the outcomes of acting on it)."""
-        if self._load is not None:
-            return Record.deferred(self.evidence_id, self._load, self.raw, actions)
-        return Record(self.evidence, self.verdict, self.raw, actions)
+        record = copy.copy(self)
+        record.actions = actions
+        return record
 
     def __repr__(self) -> str:
         return f"Record({self.evidence_id!r}, raw={len(self.raw or b'')} bytes, actions={len(self.actions)})"

@@ -180,14 +180,14 @@ class SqlStore:
         id is not among them, so whoever acts on new verdicts acts once."""
         unique: dict[str, Record] = {}
         for item in records:
-            unique.setdefault(item.evidence.id, item)
+            unique.setdefault(item.evidence_id, item)
         if not unique:
             return []
         ordered = [unique[k] for k in sorted(unique)]  # one lock order for every writer: no deadlocks
         async with self._write() as conn:
             fresh = await self.writer.write(conn, ordered)
         await self._maybe_prune()
-        return [r.evidence.id for r in fresh]
+        return [r.evidence_id for r in fresh]
 
     async def record_actions(self, evidence_id: str, outcomes: Sequence[dict[str, Any]]) -> None:
         """Add the outcomes of actions taken after the verdict was recorded (the Kafka path records

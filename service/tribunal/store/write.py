@@ -255,24 +255,23 @@ class RecordWriter:
             await conn.exec_driver_sql(sql, rows)
 
     def _item(self, r: Record) -> _Item:
-        at = aware(r.evidence.received_at)
+        at = aware(r.received_at)
         s = r.verdict.subject
         return _Item(
-            r, r.evidence.id, at, self._time(at), at.date(), s.key(), s.namespace or "",
+            r, r.evidence_id, at, self._time(at), at.date(), s.key(), s.namespace or "",
             s.model_dump_json(exclude_none=True),
         )  # fmt: skip
 
     def _evidence_row(self, item: _Item) -> tuple[Any, ...]:
         r = item.record
-        ev = r.evidence
-        raw = r.raw if r.raw is not None else orjson.dumps(ev.event())
-        s = ev.subject
+        raw = r.raw if r.raw is not None else orjson.dumps(r.evidence.event())
+        s = r.subject
         if s is r.verdict.subject:  # as the judge makes them
             key, namespace, subject = item.key, item.namespace, item.subject
         else:
             key, namespace, subject = s.key(), s.namespace or "", s.model_dump_json(exclude_none=True)
         return (
-            ev.id, ev.kind.value, item.stored_at, ev.source, key, namespace, subject,
+            r.evidence_id, r.kind.value, item.stored_at, r.source, key, namespace, subject,
             zlib.compress(raw, self.compress_level), len(raw), None,
         )  # fmt: skip
 
