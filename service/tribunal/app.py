@@ -251,7 +251,6 @@ def kafka_config(settings: Settings) -> KafkaConfig:
         topics={t: EvidenceKind(k) if k else None for t, k in settings.kafka_topic_kinds().items()},
         group_id=settings.kafka_group_id,
         verdict_topic=settings.kafka_verdict_topic,
-        alerts_topic=settings.kafka_alerts_topic,
         dlq_topic=settings.kafka_dlq_topic,
         batch_size=settings.kafka_batch_size,
         max_in_flight=settings.kafka_max_in_flight,

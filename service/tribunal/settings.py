@@ -76,7 +76,6 @@ class Settings(BaseSettings):
     )
     kafka_group_id: str = Field("tribunal", description="Consumer group: replicas share its partitions.")
     kafka_verdict_topic: str = Field("tribunal-verdicts", description="Every verdict, keyed by subject.")
-    kafka_alerts_topic: str = Field("tribunal-alerts", description="Verdicts that response rules alert on.")
     kafka_audit_topic: str = Field(
         "tribunal-admissions", description="Where the webhook publishes a copy of each admission review."
     )

@@ -60,7 +60,6 @@ def config(bootstrap: str, prefix: str, **overrides: object) -> KafkaConfig:
         "group_id": f"{prefix}-group",
         "verdict_topic": f"{prefix}-verdicts",
         "dlq_topic": f"{prefix}-dlq",
-        "alerts_topic": f"{prefix}-alerts",
         "max_message_bytes": 8 * 1024 * 1024,
         "stop_grace": 10.0,
         "commit_interval": 0.2,

@@ -60,7 +60,7 @@ LARGE_DOCUMENT = 256 * 1024
 
 VerdictHook = Callable[[Sequence[Record]], Awaitable[None]]
 """Called with the records recorded for the first time, after they are recorded and published: where
-the actions dispatcher plugs in (and publishes alerts with :meth:`KafkaSource.send_alert`)."""
+the actions dispatcher plugs in (its Kafka alerts go out through :meth:`KafkaSource.publish`)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,6 @@ class KafkaConfig:
     topics: Mapping[str, EvidenceKind | None] = field(default_factory=lambda: dict(DEFAULT_TOPICS))
     group_id: str = "tribunal"
     verdict_topic: str = "tribunal-verdicts"
-    alerts_topic: str = "tribunal-alerts"
     dlq_topic: str = "tribunal-dlq"
     client_id: str = "tribunal"
     batch_size: int = 500
@@ -273,10 +272,6 @@ class KafkaSource:
                 await asyncio.wait_for(self._producer.stop(), limit)
             except TimeoutError:
                 log.warning("the producer did not flush within %.0fs", limit)
-
-    async def send_alert(self, key: bytes | None, value: bytes) -> None:
-        """Publish to the alerts topic (for the actions dispatcher) and wait for the broker's ack."""
-        await self._producer.send_and_wait(self.config.alerts_topic, value, key=key)
 
     # -- fetching --------------------------------------------------------------------------------
 

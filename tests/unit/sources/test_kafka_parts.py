@@ -48,11 +48,7 @@ def test_kafka_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert config.bootstrap_servers == "k1:9092,k2:9092"
     assert config.topics == {"alerts": EvidenceKind.FALCO, "any": None}
     assert (config.max_in_flight, config.stop_grace, config.group_id) == (64, 2.5, "tribunal")
-    assert (config.verdict_topic, config.dlq_topic, config.alerts_topic) == (
-        "tribunal-verdicts",
-        "tribunal-dlq",
-        "tribunal-alerts",
-    )
+    assert (config.verdict_topic, config.dlq_topic) == ("tribunal-verdicts", "tribunal-dlq")
 
 
 def test_kafka_config_needs_brokers(monkeypatch: pytest.MonkeyPatch) -> None:
