@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     judge_workers: int | None = Field(
         None, ge=0, description="Judge worker processes; unset: one per core; 0: judge in-process."
     )
+    webhook_judge: Literal["pool", "inline"] = Field(
+        "pool",
+        description="Where admission reviews are judged: pool (the judge_workers processes, batched) "
+        "or inline (on the server's event loop).",
+    )
     database_url: str = Field(
         "sqlite+aiosqlite:///tribunal.db",
         description="Where verdicts are kept: sqlite+aiosqlite:///FILE; postgresql+asyncpg://… for replicas.",
