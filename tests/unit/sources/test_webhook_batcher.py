@@ -35,8 +35,8 @@ def item(name: str) -> RawItem:
 
 
 async def test_reviews_arriving_while_the_workers_are_busy_go_together() -> None:
-    pool = FakePool(workers=2)
-    batcher = MicroBatcher(pool)
+    pool = FakePool(workers=3)
+    batcher = MicroBatcher(pool)  # two slots: one worker's worth of cores is left to the event loop
     futures = [batcher.submit(item(f"r{i}")) for i in range(5)]
     await asyncio.sleep(0)
     assert pool.batches == [["r0"], ["r1"]]  # a free worker takes a review at once, alone
@@ -47,15 +47,16 @@ async def test_reviews_arriving_while_the_workers_are_busy_go_together() -> None
 
 
 async def test_a_review_given_up_before_its_batch_leaves_is_not_sent() -> None:
+    sizes: list[int] = []
     pool = FakePool(workers=1)
-    batcher = MicroBatcher(pool)
+    batcher = MicroBatcher(pool, observe=sizes.append)
     first = batcher.submit(item("a"))
     late = batcher.submit(item("b"))
     kept = batcher.submit(item("c"))
     late.cancel()  # its deadline passed while waiting
     pool.release.set()
     await asyncio.gather(first, kept)
-    assert pool.batches == [["a"], ["c"]]
+    assert pool.batches == [["a"], ["c"]] and sizes == [1, 1]
 
 
 async def test_a_pool_failure_reaches_every_review_of_the_batch() -> None:
