@@ -77,3 +77,13 @@ async def test_policy_failure_in_a_worker_gets_the_failure_policy(  # type: igno
     assert status == 200 and response["allowed"] is False and response["status"]["code"] == 500
     assert "buggy.rego" in response["status"]["message"]
     assert response["auditAnnotations"]["failure-policy"] == "fail_closed"
+
+
+async def test_verdicts_held_for_recording_are_written_on_stop(start_server: StartServer, http) -> None:  # type: ignore[no-untyped-def]
+    server, recorder = await start_server(judge_workers=1)
+    answers = await asyncio.gather(
+        *(post(http, server.url, review(pod(PRIVILEGED), uid=f"st-{i}")) for i in range(5))
+    )
+    assert all(status == 200 for status, _ in answers)
+    await server.stop()  # at once: whatever the webhook still holds back goes to the recorder
+    assert sorted(r.evidence.id for r in recorder.records) == [f"st-{i}" for i in range(5)]
