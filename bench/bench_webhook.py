@@ -1,7 +1,9 @@
 """The admission webhook under load, beside a bare aiohttp handler measured in the same run.
 
-Both servers run as their own process over HTTPS on loopback and get the same AdmissionReviews
-(../shared/fixtures/admission, else examples/admission):
+Each server runs as its own process over HTTPS on loopback and gets the same AdmissionReviews
+(../shared/fixtures/admission, else examples/admission): the bare handler, ``tribunal serve`` as
+configured by default (judging inline) and, unless --no-compare-pool, ``tribunal serve`` judging in its
+judge worker processes (TRIBUNAL_WEBHOOK_JUDGE=pool):
 
 - saturation: wrk (Debian package `wrk`) with --connections keep-alive connections for --seconds:
   requests/s and latency p50/p99/max as wrk reports them (closed loop);
@@ -10,7 +12,7 @@ Both servers run as their own process over HTTPS on loopback and get the same Ad
 
 The bare handler only parses the AdmissionReview (orjson) and answers a fixed allow with its uid: the
 ceiling of aiohttp + TLS on this machine. The engine's own time per review (Judge.judge, median) is
-printed beside them: it is most of the gap.
+printed beside them, and the CPU each server used per request at saturation (with its workers).
 
     python bench/bench_webhook.py [--seconds 10] [--connections 32] [--rate 500]
 """
@@ -36,6 +38,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fixtures" / "admission"
+POOL = "tribunal serve, judging in its workers (pool)"
 WRK_SCRIPT = """
 local bodies = {}
 local i = 0
@@ -235,10 +238,10 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument(
-        "--compare-inline",
+        "--compare-pool",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also run tribunal serve judging on its event loop (TRIBUNAL_WEBHOOK_JUDGE=inline)",
+        help="also run tribunal serve judging in its judge workers (TRIBUNAL_WEBHOOK_JUDGE=pool)",
     )
     parser.add_argument("--serve-bare", nargs=3, metavar=("PORT", "CERT", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -290,11 +293,14 @@ def main() -> int:
             str(key),
         ],
         "tribunal serve": tribunal,
-        "tribunal serve, judging inline (before)": tribunal,
+        POOL: tribunal,
     }
-    variant_env = {"tribunal serve, judging inline (before)": {"TRIBUNAL_WEBHOOK_JUDGE": "inline"}}
-    if not args.compare_inline:
-        del servers["tribunal serve, judging inline (before)"]
+    variant_env = {
+        "tribunal serve": {"TRIBUNAL_WEBHOOK_JUDGE": "inline"},
+        POOL: {"TRIBUNAL_WEBHOOK_JUDGE": "pool"},
+    }
+    if not args.compare_pool:
+        del servers[POOL]
     rows = []
     for name, command in servers.items():
         port = free_port()

@@ -93,9 +93,9 @@ class Settings(BaseSettings):
         None, ge=0, description="Judge worker processes; unset: one per core; 0: judge in-process."
     )
     webhook_judge: Literal["pool", "inline"] = Field(
-        "pool",
-        description="Where admission reviews are judged: pool (the judge_workers processes, batched) "
-        "or inline (on the server's event loop).",
+        "inline",
+        description="Where admission reviews are judged: inline (on the server's event loop) or pool "
+        "(the judge_workers processes, batched; see docs/benchmarks.md for when it pays).",
     )
     database_url: str = Field(
         "sqlite+aiosqlite:///tribunal.db",

@@ -41,7 +41,7 @@ async def test_shared_reviews_get_their_expected_decision(  # type: ignore[no-un
 
 
 async def test_a_worker_names_the_bad_field_and_skips_dry_runs(start_server: StartServer, http) -> None:  # type: ignore[no-untyped-def]
-    server, recorder = await start_server(judge_workers=1)
+    server, recorder = await start_server(judge_workers=1, webhook_judge="pool")
     doc = review(pod(PRIVILEGED), uid="w-1")
     doc["request"]["operation"] = "EXPLODE"
     status, error = await post(http, server.url, doc)
@@ -57,7 +57,7 @@ async def test_a_worker_names_the_bad_field_and_skips_dry_runs(start_server: Sta
 
 
 async def test_exempt_reviews_are_still_validated(start_server: StartServer, http) -> None:  # type: ignore[no-untyped-def]
-    server, _ = await start_server(judge_workers=1)
+    server, _ = await start_server(judge_workers=1, webhook_judge="pool")
     doc = review(pod(PRIVILEGED), uid="e-1", namespace="kube-system")
     status, answer = await post(http, server.url, doc)
     assert status == 200 and answer["response"]["auditAnnotations"]["exempt"] == "namespace kube-system"
@@ -70,7 +70,7 @@ async def test_policy_failure_in_a_worker_gets_the_failure_policy(  # type: igno
     start_server: StartServer, http, policy_dir
 ) -> None:
     server, _ = await start_server(
-        policy_dir=policy_dir({"admission/buggy.rego": FAILING_POLICY}), judge_workers=1
+        policy_dir=policy_dir({"admission/buggy.rego": FAILING_POLICY}), judge_workers=1, webhook_judge="pool"
     )
     status, answer = await post(http, server.url, review(pod(PRIVILEGED), uid="b-1"))
     response = answer["response"]
@@ -80,7 +80,7 @@ async def test_policy_failure_in_a_worker_gets_the_failure_policy(  # type: igno
 
 
 async def test_verdicts_held_for_recording_are_written_on_stop(start_server: StartServer, http) -> None:  # type: ignore[no-untyped-def]
-    server, recorder = await start_server(judge_workers=1)
+    server, recorder = await start_server(judge_workers=1, webhook_judge="pool")
     answers = await asyncio.gather(
         *(post(http, server.url, review(pod(PRIVILEGED), uid=f"st-{i}")) for i in range(5))
     )
