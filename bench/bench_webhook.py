@@ -1,7 +1,9 @@
 """The admission webhook under load, beside a bare aiohttp handler measured in the same run.
 
-Both servers run as their own process over HTTPS on loopback and get the same AdmissionReviews
-(../shared/fixtures/admission, else examples/admission):
+Each server runs as its own process over HTTPS on loopback and gets the same AdmissionReviews
+(../shared/fixtures/admission, else examples/admission): the bare handler, ``tribunal serve`` as
+configured by default (judging inline) and, unless --no-compare-pool, ``tribunal serve`` judging in its
+judge worker processes (TRIBUNAL_WEBHOOK_JUDGE=pool):
 
 - saturation: wrk (Debian package `wrk`) with --connections keep-alive connections for --seconds:
   requests/s and latency p50/p99/max as wrk reports them (closed loop);
@@ -10,7 +12,7 @@ Both servers run as their own process over HTTPS on loopback and get the same Ad
 
 The bare handler only parses the AdmissionReview (orjson) and answers a fixed allow with its uid: the
 ceiling of aiohttp + TLS on this machine. The engine's own time per review (Judge.judge, median) is
-printed beside them: it is most of the gap.
+printed beside them, and the CPU each server used per request at saturation (with its workers).
 
     python bench/bench_webhook.py [--seconds 10] [--connections 32] [--rate 500]
 """
@@ -36,6 +38,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fixtures" / "admission"
+POOL = "tribunal serve, judging in its workers (pool)"
 WRK_SCRIPT = """
 local bodies = {}
 local i = 0
@@ -188,6 +191,31 @@ async def fixed_rate(
     }
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user + system) of process ``pid`` and of it with all its descendants (the judge
+    workers are children of the forkserver, itself a child of the server), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        times[child] = (int(fields[11]) + int(fields[12])) / tick
+
+    def descends(p: int) -> bool:
+        while p > 1:
+            if p == pid:
+                return True
+            p = parents.get(p, 0)
+        return False
+
+    return times.get(pid, 0.0), sum(t for p, t in times.items() if descends(p))
+
+
 def engine_median(bodies: list[bytes]) -> float:
     from tribunal.model import parse_evidence
     from tribunal.policy import Judge, load_enforcement, load_policy_set
@@ -209,6 +237,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument(
+        "--compare-pool",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run tribunal serve judging in its judge workers (TRIBUNAL_WEBHOOK_JUDGE=pool)",
+    )
     parser.add_argument("--serve-bare", nargs=3, metavar=("PORT", "CERT", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -235,6 +269,20 @@ def main() -> int:
         f"{len(bodies)} AdmissionReviews; wrk -t1 -c{args.connections} {args.seconds:g}s; "
         f"fixed rate {args.rate:g}/s\n"
     )
+    tribunal = [
+        str(Path(sys.executable).parent / "tribunal"),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--tls-cert-file",
+        str(cert),
+        "--tls-key-file",
+        str(key),
+        "--log-level",
+        "WARNING",
+    ]
     servers = {
         "bare aiohttp handler (ceiling)": [
             sys.executable,
@@ -244,21 +292,15 @@ def main() -> int:
             str(cert),
             str(key),
         ],
-        "tribunal serve": [
-            str(Path(sys.executable).parent / "tribunal"),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "{port}",
-            "--tls-cert-file",
-            str(cert),
-            "--tls-key-file",
-            str(key),
-            "--log-level",
-            "WARNING",
-        ],
+        "tribunal serve": tribunal,
+        POOL: tribunal,
     }
+    variant_env = {
+        "tribunal serve": {"TRIBUNAL_WEBHOOK_JUDGE": "inline"},
+        POOL: {"TRIBUNAL_WEBHOOK_JUDGE": "pool"},
+    }
+    if not args.compare_pool:
+        del servers[POOL]
     rows = []
     for name, command in servers.items():
         port = free_port()
@@ -270,15 +312,21 @@ def main() -> int:
             env={
                 **os.environ,
                 "TRIBUNAL_EXEMPT_NAMESPACES": "",
-                "TRIBUNAL_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'bench.db'}",
+                "TRIBUNAL_DATABASE_URL": f"sqlite+aiosqlite:///{work / f'bench-{len(rows)}.db'}",
                 "TRIBUNAL_ACTIONS__STATE_DIR": str(work / "state"),
+                **variant_env.get(name, {}),
             },
         )
         url = f"https://127.0.0.1:{port}"
         try:
             asyncio.run(wait_ready(url, context))
             run_wrk(url, bodies_file, script, 2, args.connections)  # warm-up
+            before = cpu_seconds(proc.pid)
             saturated = run_wrk(url, bodies_file, script, args.seconds, args.connections)
+            after = cpu_seconds(proc.pid)
+            done = saturated["rps"] * max(1, round(args.seconds))
+            saturated["cpu_main"] = (after[0] - before[0]) * 1000 / done
+            saturated["cpu_all"] = (after[1] - before[1]) * 1000 / done
             steady = asyncio.run(fixed_rate(url, bodies, context, args.rate, args.seconds))
         finally:
             proc.terminate()
@@ -295,8 +343,11 @@ def main() -> int:
             f"| {sat['errors']:.0f} "
             f"| {steady['p50']:.2f} | {steady['p99']:.2f} | {steady['max']:.1f} | {steady['failures']:.0f} |"
         )
-    ratio = rows[1][1]["rps"] / rows[0][1]["rps"]
-    print(f"\ntribunal / bare at saturation: {ratio:.0%}")
+    print("\n| server | / bare at saturation | CPU ms per request: server process | with its workers |")
+    print("|---|---|---|---|")
+    for name, sat, _ in rows:
+        ratio = sat["rps"] / rows[0][1]["rps"]
+        print(f"| {name} | {ratio:.1%} | {sat['cpu_main']:.3f} | {sat['cpu_all']:.3f} |")
     print(
         "engine time per review (Judge.judge median, same reviews, this process): "
         f"{engine_median(bodies):.3f} ms"

@@ -127,8 +127,10 @@ def build_server(
         """Record now; act on the verdicts seen for the first time, in the background."""
         responder.spawn(await record_claiming(sink, records))
 
+    # The webhook judges on the event loop ("inline", in-process pool) or in the judge workers ("pool").
+    webhook_pool = pool if settings.webhook_judge == "pool" else JudgePool(runtime, 0)
     webhook = AdmissionWebhook(
-        evaluator,
+        webhook_pool,
         background_recorder,
         webhook_config(settings),
         registry,

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     judge_workers: int | None = Field(
         None, ge=0, description="Judge worker processes; unset: one per core; 0: judge in-process."
     )
+    webhook_judge: Literal["pool", "inline"] = Field(
+        "inline",
+        description="Where admission reviews are judged: inline (on the server's event loop) or pool "
+        "(the judge_workers processes, batched; see docs/benchmarks.md for when it pays).",
+    )
     database_url: str = Field(
         "sqlite+aiosqlite:///tribunal.db",
         description="Where verdicts are kept: sqlite+aiosqlite:///FILE; postgresql+asyncpg://… for replicas.",

@@ -2,14 +2,20 @@
 
 The API server waits for this answer, so the handler is strict about what it reads (size, content type,
 depth, schema: a bad review gets 400 with a JSON error, never a 500), judges within a deadline, applies
-the operator's failure policy when it cannot, and records the verdict in the background."""
+the operator's failure policy when it cannot, and records the verdict in the background.
+
+Reviews are judged by the server's judge pool (worker processes: regorus holds the GIL, so only
+processes use a second core). The event loop reads only what it needs to answer (uid, apiVersion,
+namespace and user for the exemptions, dryRun) with orjson; the worker parses and validates the review
+and judges it, and an invalid review comes back as a 400 naming its field. Reviews that arrive while
+every worker is busy are judged together in the next batch, so an idle server adds no wait."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -18,8 +24,6 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ConfigDict, Field
 
 from tribunal.model import (
-    AdmissionResponse,
-    AdmissionReview,
     Decision,
     Evidence,
     EvidenceError,
@@ -27,8 +31,7 @@ from tribunal.model import (
     Verdict,
     parse_evidence,
 )
-from tribunal.model.admission import Status
-from tribunal.policy import EvaluationTimeout
+from tribunal.policy import EvaluationTimeout, Judged, Outcome, RawItem, Rejected
 from tribunal.sources.body import BodyError, read_limited
 from tribunal.store import BackgroundRecorder, Record
 
@@ -37,13 +40,78 @@ log = logging.getLogger(__name__)
 FailurePolicy = Literal["fail", "ignore"]
 MAX_WARNINGS = 50
 MAX_WARNING_CHARS = 512
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-class Evaluator(Protocol):
-    async def judge(
-        self, evidence: Evidence, deadline: float | None = None, context: dict[str, Any] | None = None
-    ) -> Verdict: ...
+class RawJudge(Protocol):
+    """Judges raw documents in batches: a :class:`~tribunal.policy.JudgePool`."""
+
+    @property
+    def workers(self) -> int: ...
+
+    async def judge_raw(self, items: Sequence[RawItem]) -> list[Outcome]: ...
+
+
+class MicroBatcher:
+    """Hands reviews to ``pool`` in batches, at most ``slots`` batches at a time. A review that finds a
+    slot free goes at once, alone; the ones that arrive while every slot is busy wait and go together
+    in the next batch, as soon as a slot frees (no timer: no wait added when idle). A review whose
+    future is already done when its batch leaves (its deadline passed) is not sent. ``observe`` gets
+    each batch's size.
+
+    ``slots`` defaults to one fewer than the pool's workers (at least one): the event loop needs a
+    core of its own for HTTP, TLS and recording, and fewer, larger batches cost the pool far less per
+    review than many batches of one (measured on 2 cores: 15 reviews per batch instead of 4, and half
+    the CPU per request)."""
+
+    def __init__(
+        self, pool: RawJudge, slots: int | None = None, observe: Callable[[int], None] | None = None
+    ) -> None:
+        self.pool = pool
+        self.slots = slots or max(1, pool.workers - 1)
+        self._observe = observe
+        self._waiting: list[tuple[RawItem, asyncio.Future[Outcome]]] = []
+        self._busy = 0
+        self._batches: set[asyncio.Task[None]] = set()
+
+    def submit(self, item: RawItem) -> asyncio.Future[Outcome]:
+        """The outcome of ``item``, once judged; a pool failure is the future's exception."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._busy < self.slots:
+            self._launch()
+        return future
+
+    def _launch(self) -> None:
+        batch = [(item, future) for item, future in self._waiting if not future.done()]
+        self._waiting = []
+        if not batch:
+            return
+        self._busy += 1
+        if self._observe is not None:
+            self._observe(len(batch))
+        task = asyncio.create_task(self._judge(batch))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+
+    async def _judge(self, batch: list[tuple[RawItem, asyncio.Future[Outcome]]]) -> None:
+        try:
+            outcomes = await self.pool.judge_raw([item for item, _ in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"the judge pool answered {len(outcomes)} of {len(batch)} reviews")
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+        finally:
+            self._busy -= 1
+            if self._waiting:
+                self._launch()
 
 
 # Acts on a verdict (the response rules' dispatcher), returning one outcome per action.
@@ -63,6 +131,10 @@ class WebhookConfig(BaseModel):
     deadline_seconds: float = Field(3.0, gt=0, lt=30)
     dry_run: bool = False
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    # Verdicts are handed to the recorder together, at most this often (0: each at once). Off the
+    # response path: it only delays when a verdict shows in the store, and larger batches cost the
+    # store far less per verdict.
+    record_interval_seconds: float = Field(0.05, ge=0, le=5)
 
 
 class BadReview(Exception):
@@ -100,6 +172,12 @@ class WebhookMetrics:
             ["kind", "cause"],
             registry=registry,
         )
+        self.batch_size = Histogram(
+            "tribunal_admission_batch_size",
+            "Reviews per batch handed to the judge pool.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
         self._by_decision: dict[str, tuple[Any, Any]] = {}
         self.failure_policy = Counter(
             "tribunal_admission_failure_policy",
@@ -118,41 +196,49 @@ class WebhookMetrics:
 
 
 class AdmissionWebhook:
-    """``POST /validate``. ``evaluator`` judges; after the answer, ``act`` (the response rules) runs on
-    the verdict and ``recorder`` keeps it with the action outcomes. ``dryRun`` requests cause neither:
-    they have no side effects. ``stop`` waits for the actions still running."""
+    """``POST /validate``. ``pool`` judges (batched by a :class:`MicroBatcher`); after the answer,
+    ``act`` (the response rules) runs on the verdict and ``recorder`` keeps it with the action outcomes.
+    ``dryRun`` requests cause neither: they have no side effects. ``stop`` waits for the actions still
+    running."""
 
     def __init__(
         self,
-        evaluator: Evaluator,
+        pool: RawJudge,
         recorder: BackgroundRecorder,
         config: WebhookConfig,
         registry: CollectorRegistry,
         revision: Callable[[], str],
         act: Act | None = None,
         stop_grace_seconds: float = 10.0,
+        slots: int | None = None,
     ) -> None:
-        self.evaluator = evaluator
         self.recorder = recorder
         self.config = config
         self.metrics = WebhookMetrics(registry)
+        self.batcher = MicroBatcher(pool, slots, observe=self.metrics.batch_size.observe)
         self._revision = revision
         self._act = act
         # Publishes the review as received (the Kafka audit copy), when Kafka is configured.
         self.audit: Callable[[bytes, str], Awaitable[None]] | None = None
         self._stop_grace = stop_grace_seconds
         self._pending: set[asyncio.Task[None]] = set()
+        self._unrecorded: list[Record] = []
+        self._record_timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         return None
 
     async def stop(self) -> None:
+        """Wait for the actions still running, then hand every verdict held back to the recorder."""
         if self._pending:
             _, late = await asyncio.wait(set(self._pending), timeout=self._stop_grace)
             for task in late:
                 task.cancel()
             if late:
                 log.warning("stopped with %d verdicts still being acted on", len(late))
+        self._hand_over()
+        if self._pending:  # hand-overs waiting for room in a full recorder queue
+            await asyncio.wait(set(self._pending))
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/validate", self.validate)]
@@ -162,55 +248,70 @@ class AdmissionWebhook:
         try:
             body = await read_body(request, self.config.max_body_bytes)
             doc = decode_review(body)
-            evidence = parse_evidence(doc, f"AdmissionReview {_uid_of(doc)}", EvidenceKind.ADMISSION)
         except BadReview as exc:
             return self._bad_request(exc.message, exc.field)
-        except EvidenceError as exc:
-            return self._bad_request(exc.message, exc.field)
-        review = evidence.body
-        assert isinstance(review, AdmissionReview) and review.request is not None
-        answer, decision = await self._answer(review, evidence, body, started)
-        self.metrics.observe(decision, time.perf_counter() - started)
-        return web.Response(body=orjson.dumps(review.respond(answer)), content_type="application/json")
-
-    async def _answer(
-        self, review: AdmissionReview, evidence: Evidence, body: bytes, started: float
-    ) -> tuple[AdmissionResponse, str]:
-        request = review.request
-        assert request is not None
-        exemption = self._exemption(review)
+        request_doc: dict[str, Any] = doc["request"]
+        source = f"AdmissionReview {_uid_of(doc)}"
+        exemption = self._exemption(request_doc)
         if exemption is not None:
-            return AdmissionResponse(
-                uid=request.uid,
-                allowed=True,
-                audit_annotations={"exempt": exemption, "policy-revision": self._revision()},
-            ), "exempt"
-        try:
-            # Time already spent waiting (a backed-up loop, a slow client) counts against the deadline.
-            remaining = self.config.deadline_seconds - (time.perf_counter() - started)
-            if remaining <= 0:
-                limit = self.config.deadline_seconds
-                raise EvaluationTimeout(f"request waited past the {limit:g} s deadline")
-            verdict = await self.evaluator.judge(evidence, remaining)
-        except Exception as exc:
-            return self._failure(request.uid, exc), "error"
-        if not request.dry_run:
-            self._after(evidence, verdict, body)
-        return self._response(request.uid, verdict), verdict.decision.value
+            # Rare: validated here, so an invalid review from an exempt namespace still gets its 400.
+            try:
+                parse_evidence(doc, source, EvidenceKind.ADMISSION)
+            except EvidenceError as exc:
+                return self._bad_request(exc.message, exc.field)
+            annotations = {"exempt": exemption, "policy-revision": self._revision()}
+            answer, decision = _response(request_doc["uid"], True, annotations=annotations), "exempt"
+        else:
+            try:
+                outcome = await self._judge(body, source, started)
+            except Exception as exc:
+                answer, decision = self._failure(_uid_of(doc), exc), "error"
+            else:
+                if isinstance(outcome, Rejected):
+                    if outcome.reason == "evidence":
+                        return self._bad_request(_rejection_message(outcome), outcome.field)
+                    answer = self._failure(_uid_of(doc), EvaluationFailed(outcome.error))
+                    decision = "error"
+                else:
+                    verdict = outcome.verdict or Verdict.model_validate_json(outcome.verdict_json)
+                    if not _dry_run(request_doc.get("dryRun")):
+                        self._after(outcome, verdict, body)
+                    answer, decision = self._response(request_doc["uid"], verdict), verdict.decision.value
+        self.metrics.observe(decision, time.perf_counter() - started)
+        reply = {"apiVersion": doc.get("apiVersion"), "kind": "AdmissionReview", "response": answer}
+        return web.Response(body=orjson.dumps(reply), content_type="application/json")
 
-    def _exemption(self, review: AdmissionReview) -> str | None:
-        request = review.request
-        assert request is not None
-        if request.namespace and request.namespace in self.config.exempt_namespaces:
-            return f"namespace {request.namespace}"
-        if request.user_info.username in self.config.exempt_users:
-            return f"user {request.user_info.username}"
-        for group in request.user_info.groups:
-            if group in self.config.exempt_groups:
+    async def _judge(self, body: bytes, source: str, started: float) -> Outcome:
+        """The pool's outcome for ``body``; raises EvaluationTimeout past the deadline."""
+        # Time already spent waiting (a backed-up loop, a slow client) counts against the deadline.
+        deadline = started + self.config.deadline_seconds
+        if time.perf_counter() >= deadline:
+            raise EvaluationTimeout(f"request waited past the {self.config.deadline_seconds:g} s deadline")
+        future = self.batcher.submit((body, source, EvidenceKind.ADMISSION))
+        loop = asyncio.get_running_loop()
+        expiry = loop.call_at(loop.time() + deadline - time.perf_counter(), _expire, future)
+        try:
+            return await future
+        finally:
+            expiry.cancel()
+
+    def _exemption(self, request: dict[str, Any]) -> str | None:
+        namespace = request.get("namespace")
+        if isinstance(namespace, str) and namespace and namespace in self.config.exempt_namespaces:
+            return f"namespace {namespace}"
+        user_info = request.get("userInfo")
+        if not isinstance(user_info, dict):
+            return None
+        username = user_info.get("username")
+        if isinstance(username, str) and username in self.config.exempt_users:
+            return f"user {username}"
+        groups = user_info.get("groups")
+        for group in groups if isinstance(groups, list) else ():
+            if isinstance(group, str) and group in self.config.exempt_groups:
                 return f"group {group}"
         return None
 
-    def _response(self, uid: str, verdict: Verdict) -> AdmissionResponse:
+    def _response(self, uid: str, verdict: Verdict) -> dict[str, Any]:
         denying = verdict.denying
         warnings = [_clip(f"[{v.policy}] {v.msg}") for v in verdict.warning]
         annotations = {
@@ -225,27 +326,20 @@ class AdmissionWebhook:
             annotations["excepted"] = ",".join(excepted)
         if self.config.dry_run and verdict.decision is not Decision.ALLOW:
             annotations["dry-run"] = f"would {verdict.decision.value}"
-            return AdmissionResponse(uid=uid, allowed=True, audit_annotations=annotations)
+            return _response(uid, True, annotations=annotations)
         if len(warnings) > MAX_WARNINGS:
             warnings = [*warnings[:MAX_WARNINGS], f"... and {len(warnings) - MAX_WARNINGS} more warnings"]
         if not denying:
-            return AdmissionResponse(
-                uid=uid, allowed=True, warnings=warnings or None, audit_annotations=annotations
-            )
+            return _response(uid, True, warnings=warnings, annotations=annotations)
         lines = [f"[{v.policy}] {v.msg}" for v in denying]
         message = (
             f"denied by Tribunal ({len(lines)} violation{'s' if len(lines) != 1 else ''}): "
             + "; ".join(lines)
         )
-        return AdmissionResponse(
-            uid=uid,
-            allowed=False,
-            status=Status(code=403, reason="Forbidden", message=message),
-            warnings=warnings or None,
-            audit_annotations=annotations,
-        )
+        status = {"code": 403, "message": message, "reason": "Forbidden"}
+        return _response(uid, False, status=status, warnings=warnings, annotations=annotations)
 
-    def _failure(self, uid: str, exc: Exception) -> AdmissionResponse:
+    def _failure(self, uid: str, exc: Exception) -> dict[str, Any]:
         cause = "deadline" if isinstance(exc, EvaluationTimeout) else "error"
         self.metrics.evaluation_errors.labels("admission", cause).inc()
         fail_open = self.config.failure_policy == "ignore"
@@ -254,42 +348,35 @@ class AdmissionWebhook:
         log.error("admission %s: %s (%s): %s", uid, cause, outcome, exc)
         annotations = {"failure-policy": outcome, "policy-revision": self._revision()}
         if fail_open:
-            return AdmissionResponse(
-                uid=uid,
-                allowed=True,
-                warnings=[
-                    _clip(f"Tribunal could not judge this request ({cause}); allowed by failure policy")
-                ],
-                audit_annotations=annotations,
-            )
-        return AdmissionResponse(
-            uid=uid,
-            allowed=False,
-            status=Status(
-                code=500,
-                reason="InternalError",
-                message=f"Tribunal could not judge this request ({cause}: {exc}); denied by failure policy",
-            ),
-            audit_annotations=annotations,
-        )
+            warning = _clip(f"Tribunal could not judge this request ({cause}); allowed by failure policy")
+            return _response(uid, True, warnings=[warning], annotations=annotations)
+        status = {
+            "code": 500,
+            "message": f"Tribunal could not judge this request ({cause}: {exc}); denied by failure policy",
+            "reason": "InternalError",
+        }
+        return _response(uid, False, status=status, annotations=annotations)
 
-    def _after(self, evidence: Evidence, verdict: Verdict, body: bytes) -> None:
+    def _after(self, judged: Judged, verdict: Verdict, body: bytes) -> None:
         """Act and record off the response path."""
         if self.audit is not None:
-            self._track(self._publish_audit(body, evidence.id))
+            self._track(self._publish_audit(body, judged.evidence_id))
+        self._track(self._act_then_record(judged, verdict, body))
+
+    async def _act_then_record(self, judged: Judged, verdict: Verdict, body: bytes) -> None:
+        # A worker sends back ids and the verdict only: the Evidence is read again here, off the
+        # response path (the store and the response rules need it).
+        evidence = judged.evidence or parse_evidence(orjson.loads(body), judged.source, judged.kind)
         if self._act is None:
             self._record(Record(evidence, verdict, raw=body))
             return
-        self._track(self._act_then_record(evidence, verdict, body))
-
-    async def _act_then_record(self, evidence: Evidence, verdict: Verdict, body: bytes) -> None:
         outcomes: list[dict[str, Any]] = []
         try:
             assert self._act is not None
             outcomes = await self._act(evidence, verdict)
         except Exception:  # the dispatcher reports action failures as outcomes; this is a bug
             log.exception("acting on admission %s failed", evidence.id)
-        await self.recorder.put(Record(evidence, verdict, raw=body, actions=tuple(outcomes)))
+        self._record(Record(evidence, verdict, raw=body, actions=tuple(outcomes)))
 
     async def _publish_audit(self, body: bytes, uid: str) -> None:
         assert self.audit is not None
@@ -299,10 +386,29 @@ class AdmissionWebhook:
             log.error("admission %s: the audit copy could not be published: %s", uid, exc)
 
     def _record(self, record: Record) -> None:
-        try:
-            self.recorder.submit(record)
-        except asyncio.QueueFull:  # never drop: wait for room, off the response path
-            self._track(self.recorder.put(record))
+        """Hold ``record`` back for the next hand-over to the recorder (one batch for all of them)."""
+        self._unrecorded.append(record)
+        interval = self.config.record_interval_seconds
+        if not interval:
+            self._hand_over()
+        elif self._record_timer is None:
+            self._record_timer = asyncio.get_running_loop().call_later(interval, self._hand_over)
+
+    def _hand_over(self) -> None:
+        if self._record_timer is not None:
+            self._record_timer.cancel()
+            self._record_timer = None
+        records, self._unrecorded = self._unrecorded, []
+        for i, record in enumerate(records):
+            try:
+                self.recorder.submit(record)
+            except asyncio.QueueFull:  # never drop: wait for room, off the response path
+                self._track(self._put_all(records[i:]))
+                return
+
+    async def _put_all(self, records: list[Record]) -> None:
+        for record in records:
+            await self.recorder.put(record)
 
     def _track(self, job: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(job)
@@ -344,6 +450,47 @@ def decode_review(body: bytes) -> Any:
 def _uid_of(doc: dict[str, Any]) -> str:
     uid = doc["request"].get("uid")
     return uid if isinstance(uid, str) and len(uid) <= 128 else "?"
+
+
+class EvaluationFailed(Exception):
+    """The judge pool could not judge a review (the policies failed on it, or a worker crashed)."""
+
+
+def _dry_run(value: Any) -> bool:
+    """``request.dryRun`` read as the model reads it (lax: ``"true"``, ``1``…); the worker validated it."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "t", "yes", "y", "on"}
+    return bool(value)
+
+
+def _expire(future: asyncio.Future[Outcome]) -> None:
+    if not future.done():
+        future.set_exception(EvaluationTimeout("no verdict within the deadline"))
+
+
+def _rejection_message(rejected: Rejected) -> str:
+    """The error of an invalid review without the source and field prefixes (the field goes apart)."""
+    message = rejected.error.removeprefix(f"{rejected.source}: ")
+    return message.removeprefix(f"{rejected.field}: ") if rejected.field else message
+
+
+def _response(
+    uid: str,
+    allowed: bool,
+    *,
+    status: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An AdmissionReview ``response`` as JSON, built directly (no model to dump per request)."""
+    response: dict[str, Any] = {"uid": uid, "allowed": allowed}
+    if status is not None:
+        response["status"] = status
+    if warnings:
+        response["warnings"] = warnings
+    if annotations is not None:
+        response["auditAnnotations"] = annotations
+    return response
 
 
 def _clip(text: str) -> str:
