@@ -5,7 +5,6 @@ Every failure is an :class:`EvidenceError` naming the source and, where known, t
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -173,8 +172,7 @@ def _falco(doc: dict[str, Any], source: str) -> Evidence:
     repository = alert.field("container.image.repository")
     tag = alert.field("container.image.tag")
     image = f"{repository}:{tag}" if repository and tag else repository
-    # Every value is a str or None already: construct, don't re-validate (this runs per alert).
-    subject = Subject.model_construct(
+    subject = Subject(
         namespace=alert.field("k8s.ns.name") or alert.field("ka.target.namespace"),
         pod=alert.field("k8s.pod.name"),
         workload_name=alert.field("ka.target.name"),
@@ -184,13 +182,8 @@ def _falco(doc: dict[str, Any], source: str) -> Evidence:
         image_digest=alert.field("container.image.digest"),
         host=alert.hostname or alert.field("evt.hostname"),
     )
-    return Evidence.model_construct(
-        id=alert.uuid or content_id(doc),
-        kind=EvidenceKind.FALCO,
-        received_at=datetime.now(UTC),
-        source=source,
-        subject=subject,
-        body=alert,
+    return Evidence(
+        id=alert.uuid or content_id(doc), kind=EvidenceKind.FALCO, source=source, subject=subject, body=alert
     )
 
 

@@ -64,8 +64,9 @@ class Evidence(BaseModel):
 
     def event(self) -> dict[str, Any]:
         """The body as JSON, as the policy input's ``event``."""
-        if self._document is not None:
-            return self._document
+        document = self._document  # a private attribute: each read is a slow lookup
+        if document is not None:
+            return document
         dumped: dict[str, Any] = self.body.model_dump(mode="json", by_alias=True, exclude_unset=True)
         return dumped
 
@@ -82,18 +83,19 @@ class Evidence(BaseModel):
         """:meth:`policy_input` as JSON. When the source kept the document's own JSON text, it is
         spliced in as the ``event`` rather than serialised again (a large Trivy report costs
         milliseconds to re-serialise; every Falco alert, microseconds)."""
-        if self._raw is None:
+        raw = self._raw  # a private attribute: each read is a slow lookup
+        if raw is None:
             return orjson.dumps(self.policy_input(context))
         return b"".join(
             (
                 b'{"kind":"',
                 self.kind.value.encode(),
                 b'","event":',
-                self._raw,
+                raw,
                 b',"subject":',
-                orjson.dumps(self.subject.model_dump(exclude_none=True)),
+                self.subject.model_dump_json(exclude_none=True).encode(),
                 b',"context":',
-                orjson.dumps(context or {}),
+                orjson.dumps(context) if context else b"{}",
                 b"}",
             )
         )

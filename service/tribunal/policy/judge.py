@@ -49,8 +49,7 @@ class Judge:
             (self._violation(item, evidence) for item in raw),
             key=lambda v: (-v.severity.rank, v.policy, v.msg),
         )
-        # Every part is typed already (the violations validated above): construct, don't re-validate.
-        return Verdict.model_construct(
+        return Verdict(
             evidence_id=evidence.id,
             kind=evidence.kind,
             subject=evidence.subject,
