@@ -4,9 +4,11 @@ nothing twice; two consumers of one group split the partitions."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import orjson
 import pytest
@@ -38,6 +40,7 @@ from tribunal.sources.kafka import (
     KafkaSource,
 )
 from tribunal.sources.metrics import PipelineMetrics
+from tribunal.store import Record, SqlStore
 
 pytestmark = pytest.mark.slow
 
@@ -206,6 +209,60 @@ async def test_a_consumer_killed_mid_batch_loses_nothing_and_acts_on_nothing_twi
     assert set(verdicts) == expected  # at least once on the topic (redelivered ones may repeat)
     committed, ends = await committed_and_ends(kafka_bootstrap, f"{prefix}-group", f"{prefix}-falco")
     assert committed == ends
+
+
+class BlockingActions:
+    """The actions hook: counts what it acted on; the call after ``block_after`` calls never returns
+    (the consumer dies after recording a chunk and before acting on it)."""
+
+    def __init__(self, block_after: int | None) -> None:
+        self.acted: Counter[str] = Counter()
+        self.calls = 0
+        self.block_after = block_after
+        self.blocked = asyncio.Event()
+
+    async def act(self, records: Sequence[Record]) -> None:
+        if self.block_after is not None and self.calls >= self.block_after:
+            self.blocked.set()
+            await asyncio.Event().wait()
+        self.calls += 1
+        self.acted.update(r.evidence_id for r in records)
+
+
+async def test_a_consumer_killed_between_recording_and_acting_acts_at_redelivery_exactly_once(
+    kafka_bootstrap: str, inline_pool: JudgePool, tmp_path: Path
+) -> None:
+    prefix = unique("outbox")
+    await topics_for(kafka_bootstrap, prefix, falco=2)
+    alerts = falco_alerts(200)
+    await produce(kafka_bootstrap, f"{prefix}-falco", [v for v, _ in alerts])
+    expected = {evidence_id for _, evidence_id in alerts}
+    settings = config(kafka_bootstrap, prefix, chunk_size=16, commit_interval=3600)
+    hook = BlockingActions(block_after=2)
+    async with SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'tribunal.db'}") as store:
+        first = KafkaSource(
+            settings, inline_pool, store, PipelineMetrics(CollectorRegistry()), on_recorded=hook.act
+        )
+        await first.start()
+        await wait_until(hook.blocked.is_set, "the first consumer to record a chunk it never acts on")
+        await first.abort()  # recorded, not acted on, nothing committed
+        assert (await store.counts())["pending_actions"] > 0
+        acted_first = sum(hook.acted.values())
+
+        hook.block_after = None
+        second = KafkaSource(
+            settings, inline_pool, store, PipelineMetrics(CollectorRegistry()), on_recorded=hook.act
+        )
+        await second.start()
+        try:
+            await wait_until(lambda: sum(hook.acted.values()) == len(expected), "every alert acted on")
+        finally:
+            await second.stop()
+        counts = await store.counts()
+
+    assert acted_first < len(expected)
+    assert hook.acted == Counter(expected)  # the chunk recorded but never acted on was acted on, once
+    assert counts["evidence"] == len(expected) and counts["pending_actions"] == 0
 
 
 async def test_two_consumers_of_one_group_split_the_partitions_and_process_each_message_once(

@@ -200,7 +200,7 @@ async def test_upgrade_from_the_first_schema_keeps_the_record(
         await engine.dispose()
 
     async with SqlStore(database_url) as store:
-        assert await schema_version_of(store.engine) == SCHEMA_VERSION == 2
+        assert await schema_version_of(store.engine) == SCHEMA_VERSION == 3
         (ported,) = (await store.findings(FindingQuery(policy=["host_ports"]))).items
         backfilled = await store.activity()
         await store.record([make_record("new", privileged=True, minutes=60)])
@@ -208,6 +208,7 @@ async def test_upgrade_from_the_first_schema_keeps_the_record(
         daily = await store.daily_violations(["privileged_containers"])
         (privileged,) = (await store.findings(FindingQuery(policy=["privileged_containers"]))).items
         verdicts = (await store.verdicts(VerdictQuery())).items
+        assert await store.record_to_act([make_record("outbox", minutes=61)]) == ["outbox"]  # v3 table
     assert ported.status is FindingStatus.RESOLVED and ported.resolved_at == T0
     assert [(a.day, a.namespace, a.verdicts, a.denied) for a in backfilled] == [(T0.date(), "shop", 1, 1)]
     assert [(a.day, a.namespace, a.verdicts, a.denied) for a in activity] == [(T0.date(), "shop", 2, 2)]
@@ -219,7 +220,7 @@ async def test_upgrade_from_the_first_schema_keeps_the_record(
 async def test_migrating_twice_applies_nothing_and_a_newer_schema_is_refused(database_url: str) -> None:
     engine = create_store_engine(database_url)
     try:
-        assert await migrate(engine) == [1, 2]
+        assert await migrate(engine) == [1, 2, 3]
         assert await migrate(engine) == []
         async with engine.begin() as conn:
             await conn.execute(
@@ -322,3 +323,19 @@ async def test_sqlite_keeps_the_value_formats_sqlalchemy_writes(tmp_path, make_r
     assert {(row[1], row[2]) for row in stored} == {("text", "blob")}
     assert finding == (expected[0], expected[2], expected[2])
     assert days == [(day(times[2].date()), "text")]
+
+
+async def test_the_action_outbox_hands_back_what_was_recorded_but_never_acted_on(
+    database_url: str, make_record: MakeRecord
+) -> None:
+    first = [make_record(f"o{i}", name=f"p{i}", minutes=i) for i in range(3)]
+    async with SqlStore(database_url) as store:
+        assert await store.record_to_act(first) == ["o0", "o1", "o2"]  # new: act on them
+        # Redelivered before the actions settled (the consumer died in between): act on them again.
+        assert await store.record_to_act(first) == ["o0", "o1", "o2"]
+        await store.settle_actions(["o0", "o2"])
+        later = [*first, make_record("o3", name="p3", minutes=3)]
+        assert await store.record_to_act(later) == ["o3", "o1"]  # the new one, then the unsettled one
+        await store.settle_actions(["o1", "o3"])
+        assert await store.record_to_act(later) == []  # every action settled: never again
+        assert (await store.counts())["evidence"] == 4  # recorded once each, whatever was redelivered

@@ -34,7 +34,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from tribunal.model import EvidenceKind
 from tribunal.policy.pool import Judged, JudgePool, Outcome, RawItem, Rejected
 from tribunal.sources.metrics import PipelineMetrics
-from tribunal.store import Record, Recorder, record_claiming
+from tribunal.store import ActionOutbox, Record, Recorder, record_claiming
 
 log = logging.getLogger(__name__)
 
@@ -404,6 +404,8 @@ class KafkaSource:
             except Exception:  # the hook's own failures are its business; the verdicts stand
                 self.metrics.delivery_errors.labels("hook").inc()
                 log.exception("the verdict hook failed on %d records", len(new))
+            else:
+                await self._settle_actions(new)
         for evidence_id in chunk_ids:
             self.seen.add(evidence_id)
         self._count(chunk, [r for _, r in rejected], fresh)
@@ -538,11 +540,26 @@ class KafkaSource:
         return records
 
     async def _record(self, records: list[Record]) -> list[Record]:
+        """Record; the records to act on. With a hook and a recorder that keeps an action outbox (the
+        SQL store), those are the new ones plus any recorded before but never acted on (a consumer
+        that died in between): actions are then at least once, and once they settled, never again."""
         try:
+            if self.on_recorded is not None and isinstance(self.recorder, ActionOutbox):
+                to_act = set(await self.recorder.record_to_act(records))
+                return [r for r in records if r.evidence_id in to_act]
             return await record_claiming(self.recorder, records)
         except Exception:
             self.metrics.delivery_errors.labels("record").inc()
             raise
+
+    async def _settle_actions(self, acted: list[Record]) -> None:
+        if not isinstance(self.recorder, ActionOutbox):
+            return
+        try:
+            await self.recorder.settle_actions([r.evidence_id for r in acted])
+        except Exception:  # they stay in the outbox: acted on again only if redelivered
+            self.metrics.delivery_errors.labels("record").inc()
+            log.exception("marking the actions of %d verdicts done failed", len(acted))
 
     async def publish(self, topic: str, value: bytes, key: bytes | None) -> None:
         """Publish to ``topic`` with the consumer's producer and wait for the broker's ack (the

@@ -18,6 +18,7 @@ from tribunal.store.queries import (
     ViolationRow,
 )
 from tribunal.store.recorder import (
+    ActionOutbox,
     BackgroundRecorder,
     ClaimingRecorder,
     LogRecorder,
@@ -29,6 +30,7 @@ from tribunal.store.sql import SqlStore, create_store_engine
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ActionOutbox",
     "ActivityRow",
     "BackgroundRecorder",
     "ClaimingRecorder",

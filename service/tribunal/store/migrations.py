@@ -94,9 +94,21 @@ def _v2_rollups(conn: Connection) -> None:
     )
 
 
+def _v3_pending_actions(conn: Connection) -> None:
+    """The action outbox: verdicts recorded whose actions have not run yet."""
+    m = MetaData()
+    Table(
+        "pending_actions",
+        m,
+        Column("evidence_id", String(256), primary_key=True),
+        Column("recorded_at", schema.UTCDateTime, nullable=False),
+    ).create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "evidence, verdicts, violations, action outcomes, findings", _v1_initial),
     Migration(2, "findings.resolved_at and daily rollups", _v2_rollups),
+    Migration(3, "the action outbox (pending_actions)", _v3_pending_actions),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -125,6 +125,17 @@ class ClaimingRecorder(Protocol):
     async def record_new(self, records: Sequence[Record]) -> Collection[str]: ...
 
 
+@runtime_checkable
+class ActionOutbox(Protocol):
+    """A Recorder that keeps an outbox of actions for sources that record first and act after:
+    ``record_to_act`` records and returns the ids to act on (new ones, and ones recorded before whose
+    actions never settled); ``settle_actions`` marks their actions done (the SQL store)."""
+
+    async def record_to_act(self, records: Sequence[Record]) -> list[str]: ...
+
+    async def settle_actions(self, evidence_ids: Sequence[str]) -> None: ...
+
+
 async def record_claiming(recorder: Recorder, records: Sequence[Record]) -> list[Record]:
     """Record ``records``; the ones recorded for the first time (all of them, for a recorder that
     cannot tell)."""

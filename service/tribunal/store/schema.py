@@ -119,6 +119,15 @@ actions = Table(
     Index("ix_action_outcomes_evidence", "evidence_id"),
 )
 
+# The action outbox of sources that record first and act after (Kafka): a row from the moment a
+# verdict is recorded until its actions have run, so a crash in between is acted on at redelivery.
+pending_actions = Table(
+    "pending_actions",
+    metadata,
+    Column("evidence_id", String(256), primary_key=True),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
 # One row per (policy, subject): open, resolved (a later verdict no longer violates) or excepted.
 findings = Table(
     "findings",

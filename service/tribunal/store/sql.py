@@ -189,6 +189,41 @@ class SqlStore:
         await self._maybe_prune()
         return [r.evidence_id for r in fresh]
 
+    async def record_to_act(self, records: Sequence[Record]) -> list[str]:
+        """``record``, keeping the evidence recorded now in the action outbox until
+        :meth:`settle_actions`. Returns the ids to act on: those recorded now, and those recorded
+        before whose actions never settled (the consumer died between recording and acting). So a
+        redelivered message is acted on if it was not, and not again if it was."""
+        unique = sorted({item.evidence_id: item for item in records}.items())
+        if not unique:
+            return []
+        ordered = [record for _, record in unique]
+        pending = schema.pending_actions
+        async with self._write() as conn:
+            fresh = [r.evidence_id for r in await self.writer.write(conn, ordered)]
+            if fresh:
+                now = datetime.now(UTC)
+                await conn.execute(pending.insert(), [{"evidence_id": i, "recorded_at": now} for i in fresh])
+            seen_before = [i for i, _ in unique if i not in set(fresh)]
+            unsettled: list[str] = []
+            for chunk in _chunks(seen_before):
+                result = await conn.execute(
+                    select(pending.c.evidence_id).where(pending.c.evidence_id.in_(chunk))
+                )
+                unsettled.extend(row[0] for row in result)
+        await self._maybe_prune()
+        return fresh + sorted(unsettled)
+
+    async def settle_actions(self, evidence_ids: Sequence[str]) -> None:
+        """Take evidence out of the action outbox: its actions have run."""
+        ids = sorted(set(evidence_ids))
+        if not ids:
+            return
+        pending = schema.pending_actions
+        async with self._write() as conn:
+            for chunk in _chunks(ids):
+                await conn.execute(pending.delete().where(pending.c.evidence_id.in_(chunk)))
+
     async def record_actions(self, evidence_id: str, outcomes: Sequence[dict[str, Any]]) -> None:
         """Add the outcomes of actions taken after the verdict was recorded (the Kafka path records
         first, so that a redelivered message is never acted on twice)."""
@@ -401,6 +436,7 @@ class SqlStore:
             "violations": schema.violations,
             "actions": schema.actions,
             "findings": schema.findings,
+            "pending_actions": schema.pending_actions,
         }
         out = {}
         async with self.engine.connect() as conn:
