@@ -13,7 +13,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.conftest import shared_fixtures
+from tests.conftest import PROJECT, shared_fixtures
 from tribunal.model import Evidence, EvidenceKind, parse_evidence
 from tribunal.sources import read_documents
 from tribunal.store import Record
@@ -146,8 +146,16 @@ def shared_messages(folder: str, kind: EvidenceKind) -> list[tuple[bytes, str]]:
 
 
 def falco_alerts(count: int) -> list[tuple[bytes, str]]:
-    """``count`` Falco alerts from the shared samples (cycled), each with a fresh uuid."""
+    """``count`` Falco alerts from the shared samples (cycled), each with a fresh uuid; where
+    ../shared is absent, from the project's own examples/falco."""
     samples = [orjson.loads(value) for value, _ in shared_messages("falco", EvidenceKind.FALCO)]
+    if not samples:
+        samples = [
+            d.content
+            for path in sorted((PROJECT / "examples" / "falco").iterdir())
+            for d in read_documents(str(path))
+            if not isinstance(d, Exception)
+        ]
     out = []
     for i in range(count):
         alert = dict(samples[i % len(samples)])
