@@ -190,7 +190,7 @@ async def tribunal(
         dlq_topic=topic + "-dlq",
     )
     async with JudgePool(runtime, workers) as pool:
-        pids = list(pool._executor._processes) if pool._executor else []  # a bench may peek
+        pids = pool.pids
         worker_cpu = sum(cpu_seconds(pid) for pid in pids)
         main_cpu = time.process_time()
         source = KafkaSource(config, pool, recorder, metrics)

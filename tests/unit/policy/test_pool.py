@@ -105,8 +105,7 @@ violations contains {"msg": "%s", "severity": "high"} if {
 
 async def test_a_killed_worker_is_replaced_and_the_batch_still_judged(runtime: PolicyRuntime) -> None:
     async with JudgePool(runtime, 1) as pool:
-        assert pool._executor is not None
-        (pid,) = list(pool._executor._processes)  # type: ignore[attr-defined]
+        (pid,) = pool.pids
         os.kill(pid, signal.SIGKILL)
         outcomes = await pool.judge_raw(ITEMS[:1])
         assert pool.restarts == 1
