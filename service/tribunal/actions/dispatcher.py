@@ -10,7 +10,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -132,9 +132,12 @@ class Dispatcher:
             await asyncio.sleep(self.reload_interval)
             await asyncio.to_thread(self.rules.reload)
 
-    async def dispatch(self, evidence: Evidence | None, verdict: Verdict) -> list[Outcome]:
+    async def dispatch(
+        self, evidence: Evidence | None, verdict: Verdict, labels: Mapping[str, str] | None = None
+    ) -> list[Outcome]:
         """Act on ``verdict``; one outcome per action taken, planned or skipped (empty when no rule
-        matches). Never raises for a failed action: failures are outcomes."""
+        matches). Never raises for a failed action: failures are outcomes. ``labels`` (the subject's,
+        for rules that select on them) spare building ``evidence`` where the source has none."""
         outcomes: list[Outcome] = []
         for target in self.targets.values():
             observe = getattr(target, "observe", None)
@@ -147,7 +150,7 @@ class Dispatcher:
                 if observed:
                     outcomes.append(observed)
         rule_set: RuleSet = self.rules.rules
-        matches = rule_set.match(verdict, evidence)
+        matches = rule_set.match(verdict, evidence, labels)
         results = await asyncio.gather(*(self._rule(evidence, verdict, m) for m in matches))
         for result in results:
             outcomes.extend(result)

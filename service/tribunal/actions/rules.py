@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tribunal.actions.base import TargetSpec
 from tribunal.model import Decision, Evidence, EvidenceKind, Severity, TribunalError, Verdict, Violation
+from tribunal.model.labels import labels_of
 from tribunal.policy import files_fingerprint
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,13 @@ class RuleSet:
     rules: tuple[LoadedRule, ...]
     revision: str
 
-    def match(self, verdict: Verdict, evidence: Evidence | None = None) -> list[RuleMatchResult]:
-        """The rules that apply to ``verdict``, in order, each with the violations it matched."""
-        labels = subject_labels(evidence) if evidence is not None else {}
+    def match(
+        self, verdict: Verdict, evidence: Evidence | None = None, labels: Mapping[str, str] | None = None
+    ) -> list[RuleMatchResult]:
+        """The rules that apply to ``verdict``, in order, each with the violations it matched.
+        ``labels`` (the subject's) stand in for reading them from ``evidence``."""
+        if labels is None:
+            labels = subject_labels(evidence) if evidence is not None else {}
         matched: list[RuleMatchResult] = []
         for loaded in self.rules:
             violations = _matching(loaded.rule, verdict, labels)
@@ -170,24 +175,8 @@ def _matching(rule: ResponseRule, verdict: Verdict, labels: Mapping[str, str]) -
 
 
 def subject_labels(evidence: Evidence) -> dict[str, str]:
-    """Labels of the object the evidence is about, where it says: the admitted object's, Falco's
-    ``k8s.pod.labels`` field, a Trivy Operator report's."""
-    doc = evidence.event()
-    labels: Any = None
-    if evidence.kind is EvidenceKind.ADMISSION:
-        request = doc.get("request") or {}
-        obj = request.get("object") or request.get("oldObject") or {}
-        labels = (obj.get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
-    elif evidence.kind is EvidenceKind.FALCO:
-        labels = (doc.get("output_fields") or {}).get("k8s.pod.labels")
-        if isinstance(labels, str):  # Falco prints "[app:web, tier:front]" or "app:web, tier:front"
-            pairs = [p.strip() for p in labels.strip("[]").split(",") if ":" in p]
-            labels = dict(p.split(":", 1) for p in pairs)
-    elif evidence.kind is EvidenceKind.TRIVY:
-        labels = (doc.get("metadata") or {}).get("labels")
-    if not isinstance(labels, dict):
-        return {}
-    return {str(k): str(v) for k, v in labels.items()}
+    """Labels of the object the evidence is about (see :func:`tribunal.model.labels.labels_of`)."""
+    return labels_of(evidence.kind, evidence.event())
 
 
 class TargetRegistry:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from functools import partial
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -31,6 +32,7 @@ from tribunal.model import (
     Verdict,
     parse_evidence,
 )
+from tribunal.model.labels import labels_of
 from tribunal.policy import EvaluationTimeout, Judged, Outcome, RawItem, Rejected
 from tribunal.sources.body import BodyError, read_limited
 from tribunal.store import BackgroundRecorder, Record
@@ -114,8 +116,9 @@ class MicroBatcher:
                 self._launch()
 
 
-# Acts on a verdict (the response rules' dispatcher), returning one outcome per action.
-Act = Callable[[Evidence, Verdict], Awaitable[list[dict[str, Any]]]]
+# Acts on a verdict (the response rules' dispatcher), returning one outcome per action. The evidence
+# is None when a worker judged it (its labels are passed instead): nothing is parsed twice.
+Act = Callable[[Evidence | None, Verdict, Mapping[str, str] | None], Awaitable[list[dict[str, Any]]]]
 
 
 class WebhookConfig(BaseModel):
@@ -275,7 +278,7 @@ class AdmissionWebhook:
                 else:
                     verdict = outcome.verdict or Verdict.model_validate_json(outcome.verdict_json)
                     if not _dry_run(request_doc.get("dryRun")):
-                        self._after(outcome, verdict, body)
+                        self._after(outcome, verdict, body, doc)
                     answer, decision = self._response(request_doc["uid"], verdict), verdict.decision.value
         self.metrics.observe(decision, time.perf_counter() - started)
         reply = {"apiVersion": doc.get("apiVersion"), "kind": "AdmissionReview", "response": answer}
@@ -357,26 +360,40 @@ class AdmissionWebhook:
         }
         return _response(uid, False, status=status, annotations=annotations)
 
-    def _after(self, judged: Judged, verdict: Verdict, body: bytes) -> None:
+    def _after(self, judged: Judged, verdict: Verdict, body: bytes, doc: dict[str, Any]) -> None:
         """Act and record off the response path."""
         if self.audit is not None:
             self._track(self._publish_audit(body, judged.evidence_id))
-        self._track(self._act_then_record(judged, verdict, body))
+        self._track(self._act_then_record(judged, verdict, body, doc))
 
-    async def _act_then_record(self, judged: Judged, verdict: Verdict, body: bytes) -> None:
-        # A worker sends back ids and the verdict only: the Evidence is read again here, off the
-        # response path (the store and the response rules need it).
-        evidence = judged.evidence or parse_evidence(orjson.loads(body), judged.source, judged.kind)
-        if self._act is None:
-            self._record(Record(evidence, verdict, raw=body))
-            return
+    async def _act_then_record(
+        self, judged: Judged, verdict: Verdict, body: bytes, doc: dict[str, Any]
+    ) -> None:
+        # A worker sends back ids and the verdict only. The Evidence is not read again: the store
+        # needs the record's id, kind, source and time, the response rules the subject's labels.
         outcomes: list[dict[str, Any]] = []
-        try:
-            assert self._act is not None
-            outcomes = await self._act(evidence, verdict)
-        except Exception:  # the dispatcher reports action failures as outcomes; this is a bug
-            log.exception("acting on admission %s failed", evidence.id)
-        self._record(Record(evidence, verdict, raw=body, actions=tuple(outcomes)))
+        if self._act is not None:
+            labels = None if judged.evidence is not None else labels_of(EvidenceKind.ADMISSION, doc)
+            try:
+                outcomes = await self._act(judged.evidence, verdict, labels)
+            except Exception:  # the dispatcher reports action failures as outcomes; this is a bug
+                log.exception("acting on admission %s failed", judged.evidence_id)
+        if judged.evidence is not None:
+            self._record(Record(judged.evidence, verdict, raw=body, actions=tuple(outcomes)))
+            return
+        load_evidence = partial(judged.load_evidence, body)
+        self._record(
+            Record.deferred(
+                judged.evidence_id,
+                judged.kind,
+                judged.source,
+                judged.received_at,
+                load_evidence,
+                lambda: verdict,
+                raw=body,
+                actions=tuple(outcomes),
+            )
+        )
 
     async def _publish_audit(self, body: bytes, uid: str) -> None:
         assert self.audit is not None

@@ -212,3 +212,38 @@ def test_a_bad_set_at_start_raises(tmp_path: Path) -> None:
     (tmp_path / "response" / "r.yaml").write_text("rules:\n  - name: a\n    actions: [{type: nope}]\n")
     with pytest.raises(RulesError, match=r"r.yaml: rule .a.: actions\[0\].type"):
         RulesRuntime(tmp_path, REGISTRY)
+
+
+def test_label_selectors_match_the_labels_of_the_evidence_or_the_ones_given() -> None:
+    from tribunal.actions.rules import RuleSet
+    from tribunal.model import parse_evidence
+    from tribunal.model.labels import labels_of
+
+    rules = load_rule_text(
+        """
+rules:
+  - name: web-tier
+    match: {kinds: [admission], labels: {tier: "front*"}}
+    actions: [{type: event}]
+""",
+        "x.yaml",
+        REGISTRY,
+    )
+    rule_set = RuleSet(tuple(rules), "r")
+    verdict = a_verdict(v("privileged_containers"), kind=EvidenceKind.ADMISSION)
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "shop", "labels": {"tier": "frontend"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]},
+    }
+    evidence = parse_evidence(manifest, "pod.yaml")
+    # From the evidence, or (a worker judged it, the server has only the document) from labels given.
+    assert [m.rule.name for m in rule_set.match(verdict, evidence)] == ["web-tier"]
+    labels = labels_of(EvidenceKind.ADMISSION, evidence.event())
+    assert labels == {"tier": "frontend"}
+    assert [m.rule.name for m in rule_set.match(verdict, None, labels)] == ["web-tier"]
+    assert rule_set.match(verdict, None, {"tier": "back"}) == []
+    assert rule_set.match(verdict) == []  # no labels known: a label selector does not match
+    falco = {"output_fields": {"k8s.pod.labels": "[app:web, tier:front]"}}
+    assert labels_of(EvidenceKind.FALCO, falco) == {"app": "web", "tier": "front"}
