@@ -19,7 +19,6 @@ from tribunal.actions import ImageBlocklist, build_dispatcher, policy_reloader
 from tribunal.actions.responder import Responder
 from tribunal.model import EvidenceKind
 from tribunal.policy import (
-    InlineEvaluator,
     JudgePool,
     PolicyError,
     PolicyLoadError,
@@ -121,7 +120,6 @@ def build_server(
     background_recorder = BackgroundRecorder(sink)
     pool = build_judge_pool(settings, runtime)
     responder = Responder(dispatcher, store.record_actions if recorder is None else _ignore_actions)
-    evaluator = InlineEvaluator(lambda: runtime.judge)
 
     async def deliver(records: Sequence[Record]) -> None:
         """Record now; act on the verdicts seen for the first time, in the background."""
@@ -185,8 +183,8 @@ def build_server(
             *components,
             background_recorder,
             pool,
+            *([webhook_pool] if webhook_pool is not pool else []),
             dispatcher,
-            evaluator,
             responder,
             webhook,
             *consumers,

@@ -3,7 +3,7 @@
 from tribunal.policy.enforcement import EnforcementConfig, load_enforcement
 from tribunal.policy.engine import PolicyEngine, create_engine, engine_names
 from tribunal.policy.errors import PolicyError, PolicyEvaluationError, PolicyLoadError
-from tribunal.policy.evaluator import EvaluationTimeout, InlineEvaluator, ThreadEvaluator
+from tribunal.policy.evaluator import EvaluationTimeout, ThreadEvaluator
 from tribunal.policy.judge import Judge
 from tribunal.policy.loader import PolicyInfo, PolicySet, load_policy_set
 from tribunal.policy.pool import Judged, JudgePool, JudgeSpec, Outcome, RawItem, Rejected
@@ -13,7 +13,6 @@ from tribunal.policy.testing import TestReport, TestResult, run_policy_tests
 __all__ = [
     "EnforcementConfig",
     "EvaluationTimeout",
-    "InlineEvaluator",
     "Judge",
     "JudgePool",
     "JudgeSpec",

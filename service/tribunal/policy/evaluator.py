@@ -1,4 +1,5 @@
-"""Where evaluation runs: inline on the event loop, or on one dedicated thread that owns its engine.
+"""Evaluation on one dedicated thread that owns its engine (the alternative to judging inline on the
+event loop, which the in-process JudgePool does, and to the judge worker processes).
 
 regorus engines are bound to the thread that built them and hold the GIL while they evaluate, so a
 thread adds no throughput. An admission review takes about 0.3 ms to judge; handing it to a thread
@@ -25,25 +26,6 @@ T = TypeVar("T")
 
 class EvaluationTimeout(Exception):
     """The verdict was not ready within the deadline."""
-
-
-class InlineEvaluator:
-    """Judges on the caller's thread. The deadline cannot interrupt an evaluation (regorus holds the
-    GIL); callers check how long a request waited before judging it."""
-
-    def __init__(self, current_judge: Callable[[], Judge]) -> None:
-        self._current_judge = current_judge
-
-    async def start(self) -> None:
-        self._current_judge().engine.evaluate("admission", b'{"kind":"warmup"}')
-
-    async def stop(self) -> None:
-        self._current_judge().engine.close()
-
-    async def judge(
-        self, evidence: Evidence, deadline: float | None = None, context: dict[str, Any] | None = None
-    ) -> Verdict:
-        return self._current_judge().judge(evidence, context)
 
 
 class ThreadEvaluator:

@@ -355,11 +355,15 @@ class JudgePool:
         if self.workers:
             spec = self._spec(self.policies.judge)
             self._procs = list(await asyncio.gather(*(self._start_worker(spec) for _ in range(self.workers))))
+        else:  # build this thread's engine now, so the first document does not pay for the compile
+            self.policies.judge.engine.evaluate("admission", b'{"kind":"warmup"}')
 
     async def stop(self) -> None:
         self._stopped = True
         procs, self._procs = self._procs, []
         await asyncio.gather(*(w.close() for w in procs))
+        if not self.workers and self._started:
+            self.policies.judge.engine.close()  # dropped by the thread that built it
 
     async def __aenter__(self) -> JudgePool:
         await self.start()

@@ -168,6 +168,8 @@ class KafkaSource:
         self.recorder = recorder
         self.metrics = metrics
         self.on_recorded = on_recorded
+        # With a hook to act and a recorder that keeps an action outbox, actions are at least once.
+        self._outbox = recorder if on_recorded is not None and isinstance(recorder, ActionOutbox) else None
         self.seen = SeenIds(config.seen_capacity)
         self._consumer: Any = None
         self._producer: Any = None
@@ -544,8 +546,8 @@ class KafkaSource:
         SQL store), those are the new ones plus any recorded before but never acted on (a consumer
         that died in between): actions are then at least once, and once they settled, never again."""
         try:
-            if self.on_recorded is not None and isinstance(self.recorder, ActionOutbox):
-                to_act = set(await self.recorder.record_to_act(records))
+            if self._outbox is not None:
+                to_act = set(await self._outbox.record_to_act(records))
                 return [r for r in records if r.evidence_id in to_act]
             return await record_claiming(self.recorder, records)
         except Exception:
@@ -553,10 +555,10 @@ class KafkaSource:
             raise
 
     async def _settle_actions(self, acted: list[Record]) -> None:
-        if not isinstance(self.recorder, ActionOutbox):
+        if self._outbox is None:
             return
         try:
-            await self.recorder.settle_actions([r.evidence_id for r in acted])
+            await self._outbox.settle_actions([r.evidence_id for r in acted])
         except Exception:  # they stay in the outbox: acted on again only if redelivered
             self.metrics.delivery_errors.labels("record").inc()
             log.exception("marking the actions of %d verdicts done failed", len(acted))

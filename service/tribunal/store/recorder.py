@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
@@ -95,12 +94,6 @@ class Record:
     def subject(self) -> Subject:
         """The evidence's subject (the verdict's copy of it, while the evidence is not built)."""
         return self._evidence.subject if self._evidence is not None else self.verdict.subject
-
-    def with_actions(self, actions: tuple[dict[str, object], ...]) -> Record:
-        """The same record with ``actions`` (the outcomes of acting on it)."""
-        record = copy.copy(self)
-        record.actions = actions
-        return record
 
     def __repr__(self) -> str:
         return f"Record({self.evidence_id!r}, raw={len(self.raw or b'')} bytes, actions={len(self.actions)})"

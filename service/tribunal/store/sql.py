@@ -178,12 +178,9 @@ class SqlStore:
     async def record_new(self, records: Sequence[Record]) -> list[str]:
         """``record``, returning the evidence ids recorded for the first time: a redelivered message's
         id is not among them, so whoever acts on new verdicts acts once."""
-        unique: dict[str, Record] = {}
-        for item in records:
-            unique.setdefault(item.evidence_id, item)
-        if not unique:
+        ordered = _ordered(records)
+        if not ordered:
             return []
-        ordered = [unique[k] for k in sorted(unique)]  # one lock order for every writer: no deadlocks
         async with self._write() as conn:
             fresh = await self.writer.write(conn, ordered)
         await self._maybe_prune()
@@ -194,17 +191,17 @@ class SqlStore:
         :meth:`settle_actions`. Returns the ids to act on: those recorded now, and those recorded
         before whose actions never settled (the consumer died between recording and acting). So a
         redelivered message is acted on if it was not, and not again if it was."""
-        unique = sorted({item.evidence_id: item for item in records}.items())
-        if not unique:
+        ordered = _ordered(records)
+        if not ordered:
             return []
-        ordered = [record for _, record in unique]
         pending = schema.pending_actions
         async with self._write() as conn:
             fresh = [r.evidence_id for r in await self.writer.write(conn, ordered)]
             if fresh:
                 now = datetime.now(UTC)
                 await conn.execute(pending.insert(), [{"evidence_id": i, "recorded_at": now} for i in fresh])
-            seen_before = [i for i, _ in unique if i not in set(fresh)]
+            new = set(fresh)
+            seen_before = [r.evidence_id for r in ordered if r.evidence_id not in new]
             unsettled: list[str] = []
             for chunk in _chunks(seen_before):
                 result = await conn.execute(
@@ -471,6 +468,15 @@ def _cursor_time(value: Any) -> datetime:
         return aware(datetime.fromisoformat(str(value)))
     except ValueError:
         raise StoreError("cursor: not a cursor this store gave") from None
+
+
+def _ordered(records: Sequence[Record]) -> list[Record]:
+    """One record per evidence id (the first), sorted by id: one lock order for every writer, so
+    concurrent writers cannot deadlock."""
+    unique: dict[str, Record] = {}
+    for item in records:
+        unique.setdefault(item.evidence_id, item)
+    return [unique[k] for k in sorted(unique)]
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
