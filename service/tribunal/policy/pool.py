@@ -121,27 +121,28 @@ class JudgeProvider(Protocol):
 
 
 def judge_items(judge: Judge, items: Sequence[RawItem], max_bytes: int, *, keep: bool) -> list[Outcome]:
-    """Parse and judge each item; never raises for one bad item. ``keep`` keeps the objects."""
-    outcomes: list[Outcome] = []
+    """Parse and judge each item; never raises for one bad item. ``keep`` keeps the objects. Every
+    item is parsed before the engine judges any (``Judge.judge_many`` runs its queries back to back)."""
+    parsed: list[Evidence | Rejected] = []
     for data, source, kind in items:
         try:
-            evidence = _parse(data, source, kind, max_bytes)
+            parsed.append(_parse(data, source, kind, max_bytes))
         except EvidenceError as exc:
-            outcomes.append(Rejected(source, "evidence", str(exc), exc.field, kind))
-            continue
+            parsed.append(Rejected(source, "evidence", str(exc), exc.field, kind))
         except Exception as exc:
-            outcomes.append(
-                Rejected(source, "internal", f"{source}: {type(exc).__name__}: {exc}", None, kind)
-            )
+            parsed.append(Rejected(source, "internal", f"{source}: {type(exc).__name__}: {exc}", None, kind))
+    evidences = [p for p in parsed if not isinstance(p, Rejected)]
+    verdicts = iter(judge.judge_many(evidences))
+    outcomes: list[Outcome] = []
+    for (_, source, _), evidence in zip(items, parsed, strict=True):
+        if isinstance(evidence, Rejected):
+            outcomes.append(evidence)
             continue
-        try:
-            verdict = judge.judge(evidence)
-        except PolicyError as exc:
-            outcomes.append(Rejected(source, "policy", str(exc), None, evidence.kind))
-            continue
-        except Exception as exc:
-            message = f"{source}: {type(exc).__name__}: {exc}"
-            outcomes.append(Rejected(source, "internal", message, None, evidence.kind))
+        verdict = next(verdicts)
+        if isinstance(verdict, Exception):
+            reason: RejectReason = "policy" if isinstance(verdict, PolicyError) else "internal"
+            message = str(verdict) if reason == "policy" else f"{source}: {type(verdict).__name__}: {verdict}"
+            outcomes.append(Rejected(source, reason, message, None, evidence.kind))
             continue
         outcomes.append(
             Judged(

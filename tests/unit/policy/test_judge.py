@@ -10,10 +10,11 @@ import pytest
 
 from tests.conftest import pod, review
 from tests.unit.policy.test_loader_and_engines import PRIVILEGED, PRIVILEGED_TEST
-from tribunal.model import Decision, Enforcement, parse_evidence
+from tribunal.model import Decision, Enforcement, Verdict, parse_evidence
 from tribunal.policy import (
     EnforcementConfig,
     Judge,
+    PolicyEvaluationError,
     PolicyLoadError,
     PolicyRuntime,
     load_enforcement,
@@ -60,6 +61,50 @@ def test_warn_policy_warns(judge: Judge) -> None:
 def test_clean_object_is_allowed(judge: Judge) -> None:
     verdict = judge.judge(parse_evidence(review(CLEAN_POD)))
     assert verdict.decision is Decision.ALLOW and verdict.violations == []
+
+
+# Fails at run time on a pod without labels (regorus errors on iterating null): a policy bug that
+# shows on some inputs only.
+FAILS_WITHOUT_LABELS = """package tribunal.admission.buggy
+import rego.v1
+violations contains {"msg": "never", "severity": "low", "controls": ["x:1"], "details": {}} if {
+	some c in object.get(input.event.request.object.metadata, "labels", null)
+	c == "boom"
+}
+"""
+
+
+def test_judging_many_gives_each_evidence_its_own_verdict_or_error(policy_dir: Build) -> None:
+    root = policy_dir(
+        {
+            "admission/privileged.rego": PRIVILEGED,
+            "admission/latest_tag.rego": LATEST,
+            "admission/buggy.rego": FAILS_WITHOUT_LABELS,
+        }
+    )
+    judge = Judge.build(load_policy_set(root))
+    labelled = [
+        {**p, "metadata": {**p["metadata"], "labels": {"app": "x"}}}
+        for p in (PRIV_POD, LATEST_POD, CLEAN_POD)
+    ]
+    docs = [labelled[0], LATEST_POD, labelled[1], labelled[2]]  # the second has no labels: the policy fails
+    evidences = [parse_evidence(review(d, uid=f"u{i}")) for i, d in enumerate(docs)]
+    results = judge.judge_many(evidences)
+    assert len(results) == 4
+    failed = results[1]
+    assert isinstance(failed, PolicyEvaluationError) and "buggy.rego" in str(failed)
+    for evidence, result in zip(evidences[::2] + evidences[3:], results[::2] + results[3:], strict=True):
+        assert isinstance(result, Verdict)
+        alone = judge.judge(evidence)
+        assert result.evidence_id == evidence.id
+        assert result.decision is alone.decision
+        assert result.violations == alone.violations
+    assert [r.decision for r in results if isinstance(r, Verdict)] == [
+        Decision.DENY,
+        Decision.WARN,
+        Decision.ALLOW,
+    ]
+    assert judge.judge_many([]) == []
 
 
 def test_overrides_global_and_per_namespace(policy_dir: Build) -> None:
