@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Info, start_http_server
 
 from tribunal.actions import ImageBlocklist, build_dispatcher, policy_reloader
+from tribunal.actions.outbox import OutboxSweep
 from tribunal.actions.responder import Responder
 from tribunal.model import EvidenceKind
 from tribunal.policy import (
@@ -33,10 +34,12 @@ from tribunal.sources.kafka import KafkaConfig, KafkaSource, VerdictHook
 from tribunal.sources.metrics import PipelineMetrics
 from tribunal.sources.webhook import AdmissionWebhook, WebhookConfig
 from tribunal.store import (
+    ActionOutbox,
     BackgroundRecorder,
     Record,
     Recorder,
     SqlStore,
+    UnsettledActions,
     record_claiming,
 )
 
@@ -121,9 +124,17 @@ def build_server(
     pool = build_judge_pool(settings, runtime)
     responder = Responder(dispatcher, store.record_actions if recorder is None else _ignore_actions)
 
+    outbox = sink if isinstance(sink, ActionOutbox) else None
+
     async def deliver(records: Sequence[Record]) -> None:
-        """Record now; act on the verdicts seen for the first time, in the background."""
-        responder.spawn(await record_claiming(sink, records))
+        """Record now; act on the verdicts seen for the first time, in the background. With an
+        action outbox (the store), they stay in it until their actions ran: a crash in between is
+        acted on by the outbox sweep."""
+        if outbox is None:
+            responder.spawn(await record_claiming(sink, records))
+            return
+        to_act = set(await outbox.record_to_act(records))
+        responder.spawn([r for r in records if r.evidence_id in to_act], outbox.settle_actions)
 
     # The webhook judges on the event loop ("inline", in-process pool) or in the judge workers ("pool").
     webhook_pool = pool if settings.webhook_judge == "pool" else JudgePool(runtime, 0)
@@ -147,6 +158,7 @@ def build_server(
         publisher.source = source
         webhook.audit = _audit_copy(source, settings.kafka_audit_topic)
         consumers.append(source)
+    sweep = outbox_sweep(settings, sink, responder, registry)
 
     def current_policy_kinds() -> dict[str, EvidenceKind]:
         return {p.id: EvidenceKind(p.kind) for p in runtime.judge.policy_set.policies.values()}
@@ -186,6 +198,7 @@ def build_server(
             *([webhook_pool] if webhook_pool is not pool else []),
             dispatcher,
             responder,
+            *([sweep] if sweep is not None else []),
             webhook,
             *consumers,
         ],
@@ -198,6 +211,22 @@ def build_server(
         tls=tls,
         tls_reload_interval=settings.tls_reload_interval,
         client_max_size=max(settings.max_request_bytes, settings.max_document_bytes) + 1024,
+    )
+
+
+def outbox_sweep(
+    settings: Settings, recorder: Recorder, responder: Responder, registry: CollectorRegistry
+) -> OutboxSweep | None:
+    """The sweep that acts on outbox entries whose actions never settled, when ``recorder`` keeps an
+    action outbox (the SQL store); start it after the responder, stop it before."""
+    if not isinstance(recorder, UnsettledActions):
+        return None
+    return OutboxSweep(
+        recorder,
+        responder.respond,
+        registry,
+        grace=settings.actions.outbox_grace_seconds,
+        stop_grace=responder.grace,
     )
 
 
@@ -295,6 +324,7 @@ async def run_consumers(
     pool = build_judge_pool(settings, runtime)
     source = build_kafka_source(settings, pool, recorder, metrics, responder.respond)
     publisher.source = source
+    sweep = outbox_sweep(settings, recorder, responder, metrics.registry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -308,6 +338,8 @@ async def run_consumers(
         try:
             await dispatcher.start()
             await pool.start()
+            if sweep is not None:
+                await sweep.start()
             try:
                 try:
                     await source.start()
@@ -334,6 +366,8 @@ async def run_consumers(
                     await fetching
             finally:
                 await source.stop()
+                if sweep is not None:
+                    await sweep.stop()
                 await pool.stop()
         finally:
             await responder.stop()

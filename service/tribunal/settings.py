@@ -49,6 +49,12 @@ class ActionSettings(BaseModel):
         5, ge=0, description="Quarantines and terminations allowed per namespace per minute (0: none)."
     )
     field_manager: str = Field("tribunal", description="fieldManager of Tribunal's writes to the cluster.")
+    outbox_grace_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Verdicts recorded this long ago whose actions never settled (a replica died between "
+        "recording and acting) are acted on again by the outbox sweep, every half of it.",
+    )
 
 
 # A list setting: comma-separated in the environment (TRIBUNAL_EXEMPT_USERS=a,b), a list in YAML.

@@ -15,6 +15,7 @@ from tribunal.store import Record
 log = logging.getLogger(__name__)
 
 RecordActions = Callable[[str, Sequence[dict[str, Any]]], Awaitable[None]]
+Settle = Callable[[Sequence[str]], Awaitable[None]]
 
 
 class Responder:
@@ -41,9 +42,21 @@ class Responder:
     async def respond(self, records: Sequence[Record]) -> None:
         await asyncio.gather(*(self._one(r) for r in records))
 
-    def spawn(self, records: Sequence[Record]) -> None:
+    def spawn(self, records: Sequence[Record], settle: Settle | None = None) -> None:
+        """``respond`` in the background; then ``settle`` the evidence ids acted on (an action
+        outbox's ``settle_actions``). Interrupted before that (a stop past ``grace``, a crash), they
+        stay unsettled, for the outbox sweep."""
         if records:
-            self._track(self.respond(records))
+            self._track(self._respond_and_settle(records, settle))
+
+    async def _respond_and_settle(self, records: Sequence[Record], settle: Settle | None) -> None:
+        await self.respond(records)
+        if settle is None:
+            return
+        try:
+            await settle([r.evidence_id for r in records])
+        except Exception:  # they stay in the outbox: the sweep acts on them again after its grace
+            log.exception("marking the actions of %d verdicts done failed", len(records))
 
     async def _one(self, record: Record) -> None:
         try:

@@ -24,6 +24,7 @@ from tribunal.store.recorder import (
     LogRecorder,
     Record,
     Recorder,
+    UnsettledActions,
     record_claiming,
 )
 from tribunal.store.sql import SqlStore, create_store_engine
@@ -45,6 +46,7 @@ __all__ = [
     "SqlStore",
     "StoreError",
     "StoredEvidence",
+    "UnsettledActions",
     "VerdictQuery",
     "VerdictRow",
     "ViolationRow",

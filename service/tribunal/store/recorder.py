@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import orjson
@@ -125,6 +125,16 @@ class ActionOutbox(Protocol):
     actions never settled); ``settle_actions`` marks their actions done (the SQL store)."""
 
     async def record_to_act(self, records: Sequence[Record]) -> list[str]: ...
+
+    async def settle_actions(self, evidence_ids: Sequence[str]) -> None: ...
+
+
+@runtime_checkable
+class UnsettledActions(Protocol):
+    """An action outbox that hands back what was recorded but never acted on: ``claim_unsettled``
+    leases up to ``limit`` entries older than ``grace`` and returns them as Records (the SQL store)."""
+
+    async def claim_unsettled(self, grace: timedelta, limit: int = 100) -> list[Record]: ...
 
     async def settle_actions(self, evidence_ids: Sequence[str]) -> None: ...
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from collections import defaultdict
@@ -18,7 +19,16 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from tribunal.model import Severity, Subject
+from tribunal.model import (
+    Decision,
+    Enforcement,
+    EvidenceKind,
+    Severity,
+    Subject,
+    Verdict,
+    Violation,
+    parse_evidence,
+)
 from tribunal.store import schema
 from tribunal.store.errors import StoreError
 from tribunal.store.migrations import migrate
@@ -208,8 +218,67 @@ class SqlStore:
                     select(pending.c.evidence_id).where(pending.c.evidence_id.in_(chunk))
                 )
                 unsettled.extend(row[0] for row in result)
+            for chunk in _chunks(unsettled):
+                # Acted on now by this caller: renew the lease, so the outbox sweep leaves them alone.
+                await conn.execute(
+                    update(pending)
+                    .where(pending.c.evidence_id.in_(chunk))
+                    .values(recorded_at=datetime.now(UTC))
+                )
         await self._maybe_prune()
         return fresh + sorted(unsettled)
+
+    async def claim_unsettled(self, grace: timedelta, limit: int = 100) -> list[Record]:
+        """Up to ``limit`` outbox entries recorded more than ``grace`` ago (their actions never
+        settled: whoever recorded them died before acting), rebuilt as they were recorded: the
+        Evidence from its stored raw body, the Verdict from its verdict and violation rows (not
+        judged again). Taking them is a lease: their ``recorded_at`` becomes now, in one transaction
+        and only where it is still older than ``grace`` (on PostgreSQL rows another replica is
+        claiming are skipped), so several replicas on one database never take the same entry while
+        its lease runs. Entries that cannot be rebuilt (the raw body was pruned by retention, or no
+        longer parses) are logged and settled: they are never acted on."""
+        pending, e, v, x = schema.pending_actions, schema.evidence, schema.verdicts, schema.violations
+        now = datetime.now(UTC)
+        cutoff = now - grace
+        due = (
+            select(pending.c.evidence_id)
+            .where(pending.c.recorded_at < cutoff)
+            .order_by(pending.c.recorded_at, pending.c.evidence_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claim = (
+            update(pending)
+            .where(pending.c.evidence_id.in_(due.scalar_subquery()), pending.c.recorded_at < cutoff)
+            .values(recorded_at=now)
+            .returning(pending.c.evidence_id)
+        )
+        async with self._write() as conn:
+            ids = sorted(row[0] for row in await conn.execute(claim))
+            evidence_rows: dict[str, dict[str, Any]] = {}
+            verdict_rows: dict[str, dict[str, Any]] = {}
+            violation_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for chunk in _chunks(ids):
+                for m in (await conn.execute(select(e).where(e.c.id.in_(chunk)))).mappings():
+                    evidence_rows[m["id"]] = dict(m)
+                for m in (await conn.execute(select(v).where(v.c.evidence_id.in_(chunk)))).mappings():
+                    verdict_rows[m["evidence_id"]] = dict(m)
+                result = await conn.execute(
+                    select(x).where(x.c.evidence_id.in_(chunk)).order_by(x.c.evidence_id, x.c.id)
+                )
+                for m in result.mappings():
+                    violation_rows[m["evidence_id"]].append(dict(m))
+        if not ids:
+            return []
+        built = await asyncio.to_thread(
+            _rebuild_all,
+            [(i, evidence_rows.get(i), verdict_rows.get(i), violation_rows.get(i, [])) for i in ids],
+        )
+        records = [r for r in built if isinstance(r, Record)]
+        dropped = [r for r in built if isinstance(r, str)]
+        if dropped:
+            await self.settle_actions(dropped)
+        return records
 
     async def settle_actions(self, evidence_ids: Sequence[str]) -> None:
         """Take evidence out of the action outbox: its actions have run."""
@@ -449,6 +518,67 @@ class SqlStore:
                 ).scalar_one()
             )
         return out
+
+
+def _rebuild_all(
+    rows: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[dict[str, Any]]]],
+) -> list[Record | str]:
+    """Each outbox entry as a Record, or its evidence id when it cannot be rebuilt (logged)."""
+    out: list[Record | str] = []
+    for evidence_id, evidence_row, verdict_row, violation_rows in rows:
+        if evidence_row is None or verdict_row is None:
+            log.warning("outbox: evidence %s has no recorded verdict; its actions are dropped", evidence_id)
+            out.append(evidence_id)
+        elif evidence_row["raw"] is None:
+            log.warning(
+                "outbox: the raw body of evidence %s was pruned (retention) before its actions ran; "
+                "they are dropped",
+                evidence_id,
+            )
+            out.append(evidence_id)
+        else:
+            try:
+                out.append(_rebuild(evidence_row, verdict_row, violation_rows))
+            except Exception as exc:  # a body that no longer parses must not stop the others
+                log.warning(
+                    "outbox: evidence %s cannot be rebuilt (%s); its actions are dropped", evidence_id, exc
+                )
+                out.append(evidence_id)
+    return out
+
+
+def _rebuild(
+    evidence_row: dict[str, Any], verdict_row: dict[str, Any], violation_rows: list[dict[str, Any]]
+) -> Record:
+    """The Record as it was recorded: Evidence parsed again from its raw body, the Verdict as stored."""
+    raw = zlib.decompress(evidence_row["raw"])
+    kind = EvidenceKind(evidence_row["kind"])
+    evidence = parse_evidence(orjson.loads(raw), evidence_row["source"], kind, raw=raw)
+    evidence.id = evidence_row["id"]
+    evidence.received_at = aware(evidence_row["received_at"])
+    verdict = Verdict(
+        evidence_id=verdict_row["evidence_id"],
+        kind=EvidenceKind(verdict_row["kind"]),
+        subject=Subject.model_validate_json(evidence_row["subject"]),
+        decision=Decision(verdict_row["decision"]),
+        violations=[
+            Violation(
+                policy=m["policy"],
+                msg=m["msg"],
+                severity=Severity(m["severity"]),
+                controls=orjson.loads(m["controls"]),
+                details=orjson.loads(m["details"]),
+                enforcement=Enforcement(m["enforcement"]),
+                exception=m["exception"],
+            )
+            for m in violation_rows
+        ],
+        policy_revision=verdict_row["policy_revision"],
+        engine=verdict_row["engine"],
+        evaluated_at=aware(verdict_row["evaluated_at"]),
+        latency_ms=verdict_row["latency_ms"],
+    )
+    return Record(evidence, verdict, raw)
 
 
 def _finding(m: Any) -> FindingRow:
