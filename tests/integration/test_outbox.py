@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
@@ -192,8 +193,6 @@ def _metric(server: Server, name: str, **labels: str) -> float:
 
 
 def _exposition(server: Server) -> str:
-    from prometheus_client import generate_latest
-
     return generate_latest(server.registry).decode()
 
 

@@ -58,3 +58,13 @@ def test_action_settings_nest_under_actions(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TRIBUNAL_ACTIONS__MAX_ATTEMPTS", "0")
     with pytest.raises(ValidationError, match="max_attempts"):
         Settings.load()
+
+
+def test_outbox_grace_is_a_nested_actions_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRIBUNAL_ACTIONS__OUTBOX_GRACE_SECONDS", raising=False)
+    assert Settings.load().actions.outbox_grace_seconds == 300
+    monkeypatch.setenv("TRIBUNAL_ACTIONS__OUTBOX_GRACE_SECONDS", "42.5")
+    assert Settings.load().actions.outbox_grace_seconds == 42.5
+    monkeypatch.setenv("TRIBUNAL_ACTIONS__OUTBOX_GRACE_SECONDS", "0")
+    with pytest.raises(ValidationError, match="outbox_grace_seconds"):
+        Settings.load()
