@@ -4,7 +4,8 @@ report resource, JSON or YAML).
 
 Parsing and judging run in the judge pool's worker processes, off the event loop, so a Trivy report
 with thousands of findings never stalls the admissions the same server answers. The verdict is
-recorded before the answer (202 with the evidence id), so an accepted document is never lost."""
+recorded before the answer (202 with the evidence id), so an accepted document is never lost; with
+the SQL store it is recorded into the action outbox too, so its actions are not lost either."""
 
 from __future__ import annotations
 

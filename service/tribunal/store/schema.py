@@ -119,7 +119,7 @@ actions = Table(
     Index("ix_action_outcomes_evidence", "evidence_id"),
 )
 
-# The action outbox of sources that record first and act after (Kafka): a row from the moment a
+# The action outbox of sources that record first and act after (Kafka, HTTP ingest): a row from the moment a
 # verdict is recorded until its actions have run, so a crash in between is acted on at redelivery.
 pending_actions = Table(
     "pending_actions",
