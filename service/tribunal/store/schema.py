@@ -119,8 +119,9 @@ actions = Table(
     Index("ix_action_outcomes_evidence", "evidence_id"),
 )
 
-# The action outbox of sources that record first and act after (Kafka, HTTP ingest): a row from the moment a
-# verdict is recorded until its actions have run, so a crash in between is acted on at redelivery.
+# The action outbox of sources that record first and act after (Kafka, HTTP ingest): a row from the
+# moment a verdict is recorded until its actions have run, so a crash in between is acted on at
+# redelivery or by the outbox sweep. ``recorded_at`` is also the sweep's lease (see claim_unsettled).
 pending_actions = Table(
     "pending_actions",
     metadata,
