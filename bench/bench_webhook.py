@@ -2,8 +2,9 @@
 
 Each server runs as its own process over HTTPS on loopback and gets the same AdmissionReviews
 (../shared/fixtures/admission, else examples/admission): the bare handler, ``tribunal serve`` as
-configured by default (judging inline) and, unless --no-compare-pool, ``tribunal serve`` judging in its
-judge worker processes (TRIBUNAL_WEBHOOK_JUDGE=pool):
+configured by default (judging in its judge worker process: TRIBUNAL_WEBHOOK_JUDGE=pool, one worker
+per core but one) and, unless --no-compare-inline, ``tribunal serve`` judging on its event loop
+(TRIBUNAL_WEBHOOK_JUDGE=inline):
 
 - saturation: wrk (Debian package `wrk`) with --connections keep-alive connections for --seconds:
   requests/s and latency p50/p99/max as wrk reports them (closed loop);
@@ -38,7 +39,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fixtures" / "admission"
-POOL = "tribunal serve, judging in its workers (pool)"
+INLINE = "tribunal serve, judging on its event loop (inline)"
 WRK_SCRIPT = """
 local bodies = {}
 local i = 0
@@ -238,10 +239,10 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument(
-        "--compare-pool",
+        "--compare-inline",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also run tribunal serve judging in its judge workers (TRIBUNAL_WEBHOOK_JUDGE=pool)",
+        help="also run tribunal serve judging on its event loop (TRIBUNAL_WEBHOOK_JUDGE=inline)",
     )
     parser.add_argument("--serve-bare", nargs=3, metavar=("PORT", "CERT", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -292,15 +293,15 @@ def main() -> int:
             str(cert),
             str(key),
         ],
-        "tribunal serve": tribunal,
-        POOL: tribunal,
+        "tribunal serve (pool, the default)": tribunal,
+        INLINE: tribunal,
     }
     variant_env = {
-        "tribunal serve": {"TRIBUNAL_WEBHOOK_JUDGE": "inline"},
-        POOL: {"TRIBUNAL_WEBHOOK_JUDGE": "pool"},
+        "tribunal serve (pool, the default)": {"TRIBUNAL_WEBHOOK_JUDGE": "pool"},
+        INLINE: {"TRIBUNAL_WEBHOOK_JUDGE": "inline"},
     }
-    if not args.compare_pool:
-        del servers[POOL]
+    if not args.compare_inline:
+        del servers[INLINE]
     rows = []
     for name, command in servers.items():
         port = free_port()

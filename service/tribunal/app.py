@@ -121,7 +121,9 @@ def build_server(
     # The store records unless a recorder is given (tests); the read API always reads the store.
     components: list[Component] = [store] if recorder is not None else []
     background_recorder = BackgroundRecorder(sink)
-    pool = build_judge_pool(settings, runtime)
+    # The server's event loop (TLS, HTTP, recording, the consumers) keeps a core of its own: on 2 cores
+    # one worker judging with a batch always queued answered more reviews/s than two (benchmarks.md).
+    pool = build_judge_pool(settings, runtime, spare_cores=1)
     responder = Responder(dispatcher, store.record_actions if recorder is None else _ignore_actions)
 
     outbox = sink if isinstance(sink, ActionOutbox) else None
@@ -265,9 +267,12 @@ async def serve(server: Server, on_ready: Callable[[], None] | None = None) -> N
         await server.stop()
 
 
-def build_judge_pool(settings: Settings, runtime: PolicyRuntime) -> JudgePool:
-    """``settings.judge_workers`` worker processes (unset: one per core; 0: in-process)."""
-    workers = JudgePool.default_workers() if settings.judge_workers is None else settings.judge_workers
+def build_judge_pool(settings: Settings, runtime: PolicyRuntime, *, spare_cores: int = 0) -> JudgePool:
+    """``settings.judge_workers`` worker processes (unset: one per core but ``spare_cores``; 0:
+    in-process)."""
+    workers = settings.judge_workers
+    if workers is None:
+        workers = JudgePool.default_workers(spare_cores)
     return JudgePool(runtime, workers, max_document_bytes=settings.max_document_bytes)
 
 

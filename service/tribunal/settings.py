@@ -95,12 +95,16 @@ class Settings(BaseSettings):
     )
     kafka_commit_interval: float = Field(1.0, gt=0, description="Seconds between offset commits.")
     judge_workers: int | None = Field(
-        None, ge=0, description="Judge worker processes; unset: one per core; 0: judge in-process."
+        None,
+        ge=0,
+        description="Judge worker processes; unset: one per core (tribunal serve: one per core but one, "
+        "at least one, so its event loop keeps a core); 0: judge in-process.",
     )
     webhook_judge: Literal["pool", "inline"] = Field(
-        "inline",
-        description="Where admission reviews are judged: inline (on the server's event loop) or pool "
-        "(the judge_workers processes, batched; see docs/benchmarks.md for when it pays).",
+        "pool",
+        description="Where admission reviews are judged: pool (the judge_workers processes, batched; "
+        "a review past its deadline is answered by the failure policy even while one evaluation runs "
+        "long) or inline (on the server's event loop; see docs/benchmarks.md).",
     )
     database_url: str = Field(
         "sqlite+aiosqlite:///tribunal.db",

@@ -341,9 +341,10 @@ class JudgePool:
         self.restarts = 0
 
     @staticmethod
-    def default_workers() -> int:
-        """One worker per core this process may use."""
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    def default_workers(spare_cores: int = 0) -> int:
+        """One worker per core this process may use, but ``spare_cores`` (at least one worker)."""
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, cores - spare_cores)
 
     @property
     def pids(self) -> list[int]:

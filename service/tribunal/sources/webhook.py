@@ -62,16 +62,18 @@ class MicroBatcher:
     future is already done when its batch leaves (its deadline passed) is not sent. ``observe`` gets
     each batch's size.
 
-    ``slots`` defaults to one fewer than the pool's workers (at least one): the event loop needs a
-    core of its own for HTTP, TLS and recording, and fewer, larger batches cost the pool far less per
-    review than many batches of one (measured on 2 cores: 15 reviews per batch instead of 4, and half
-    the CPU per request)."""
+    ``slots`` defaults to two per worker: each worker has the next batch waiting behind the one it
+    judges, so it never idles while the server reads its answer and sends the next batch (measured on
+    2 cores, one worker: 2,412-2,521 reviews/s at saturation with two slots, against 1,985 for two
+    workers taking one batch at a time). The server leaves its event loop a core of its own
+    (``tribunal serve`` runs one worker fewer than there are cores).
+    """
 
     def __init__(
         self, pool: RawJudge, slots: int | None = None, observe: Callable[[int], None] | None = None
     ) -> None:
         self.pool = pool
-        self.slots = slots or max(1, pool.workers - 1)
+        self.slots = slots or (2 * pool.workers if pool.workers else 1)
         self._observe = observe
         self._waiting: list[tuple[RawItem, asyncio.Future[Outcome]]] = []
         self._busy = 0

@@ -1,4 +1,4 @@
-"""MicroBatcher: one batch per worker at a time, late arrivals batched together, abandoned reviews
+"""MicroBatcher: two batches per worker at a time, late arrivals batched together, abandoned reviews
 not sent, a pool failure reaching every review of its batch."""
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ def item(name: str) -> RawItem:
 
 
 async def test_reviews_arriving_while_the_workers_are_busy_go_together() -> None:
-    pool = FakePool(workers=3)
-    batcher = MicroBatcher(pool)  # two slots: one worker's worth of cores is left to the event loop
+    pool = FakePool(workers=1)
+    batcher = MicroBatcher(pool)  # two slots: the worker has a batch waiting behind the one it judges
     futures = [batcher.submit(item(f"r{i}")) for i in range(5)]
     await asyncio.sleep(0)
-    assert pool.batches == [["r0"], ["r1"]]  # a free worker takes a review at once, alone
+    assert pool.batches == [["r0"], ["r1"]]  # a free slot takes a review at once, alone
     pool.release.set()
     outcomes = await asyncio.gather(*futures)
     assert pool.batches == [["r0"], ["r1"], ["r2", "r3", "r4"]]
@@ -49,7 +49,7 @@ async def test_reviews_arriving_while_the_workers_are_busy_go_together() -> None
 async def test_a_review_given_up_before_its_batch_leaves_is_not_sent() -> None:
     sizes: list[int] = []
     pool = FakePool(workers=1)
-    batcher = MicroBatcher(pool, observe=sizes.append)
+    batcher = MicroBatcher(pool, slots=1, observe=sizes.append)
     first = batcher.submit(item("a"))
     late = batcher.submit(item("b"))
     kept = batcher.submit(item("c"))
