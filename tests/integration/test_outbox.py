@@ -217,16 +217,16 @@ async def _sweeps_after(server: Server, passes: int) -> None:
     await _until(swept, f"{passes} sweeps")
 
 
+def _shared_store_settings(rules: Path, tmp_path: Path) -> tuple[dict[str, Any], str]:
+    """Server settings for two servers in a row on one SQLite store, and that store's URL."""
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    return {"tls": False, "store": True, "database_url": database_url, "rules_dir": rules}, database_url
+
+
 async def test_ingest_interrupted_before_acting_is_acted_on_once_by_the_sweep(
     start_server: StartServer, hook: Hook, rules: Path, tmp_path: Path
 ) -> None:
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-    settings: dict[str, Any] = {
-        "tls": False,
-        "store": True,
-        "database_url": database_url,
-        "rules_dir": rules,
-    }
+    settings, database_url = _shared_store_settings(rules, tmp_path)
     actions = {"state_dir": tmp_path / "state", "webhook_url": hook.url, "backoff_seconds": 0}
     first, _ = await start_server(**settings, actions=actions)
     hook.hold.clear()  # the webhook takes the alert and never answers: the action hangs
@@ -261,13 +261,7 @@ async def test_ingest_interrupted_before_acting_is_acted_on_once_by_the_sweep(
 async def test_ingest_acted_on_and_settled_is_never_acted_on_again(
     start_server: StartServer, hook: Hook, rules: Path, tmp_path: Path
 ) -> None:
-    database_url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-    settings: dict[str, Any] = {
-        "tls": False,
-        "store": True,
-        "database_url": database_url,
-        "rules_dir": rules,
-    }
+    settings, database_url = _shared_store_settings(rules, tmp_path)
     actions = {"state_dir": tmp_path / "state", "webhook_url": hook.url}
     first, _ = await start_server(**settings, actions=actions)
     evidence_id = await _ingest(first, falco_alert())
