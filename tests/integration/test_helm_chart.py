@@ -62,6 +62,7 @@ def test_the_deployment_sets_settings_tribunal_reads(monkeypatch: pytest.MonkeyP
             "failurePolicy": "ignore",
             "kafkaBootstrapServers": "kafka:9092",
             "exemptUsers": ["ci", "ops"],
+            "judgeWorkers": 3,
         }
     }
     container = render(values)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
@@ -78,8 +79,11 @@ def test_the_deployment_sets_settings_tribunal_reads(monkeypatch: pytest.MonkeyP
     assert settings.kafka_bootstrap_servers == "kafka:9092"
     assert settings.exempt_users == ["ci", "ops"] and settings.exempt_namespaces == ["kube-system"]
     assert str(settings.actions.state_dir) == "/var/lib/tribunal/state"
+    assert settings.judge_workers == 3
     assert container["args"] == ["serve"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    default = render({})["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "TRIBUNAL_JUDGE_WORKERS", "value": "1"} in default["env"]  # the CPU limit (2) minus one
 
 
 def test_the_webhook_registration() -> None:
