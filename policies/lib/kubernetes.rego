@@ -202,13 +202,18 @@ volume_name(vol) := string_of(object.get(vol.volume, "name", ""))
 volume_path(vol) := concat("", [vol.pod.path, ".volumes[", format_int(vol.index, 10), "]"])
 
 # The image of the container called `name` in a pod spec record ("" when there is none).
-named_container_image(ps, name) := img if {
-	some field in container_fields
-	some ctr in array_of(object.get(ps.spec, field, []))
-	is_object(ctr)
-	object.get(ctr, "name", "") == name
-	img := string_of(object.get(ctr, "image", ""))
-} else := ""
+# (A comprehension and a default element rather than `else`: regorus's RVM loses the `else` value of a
+# function whose first body iterates and fails.)
+named_container_image(ps, name) := found[0] if {
+	images := [img |
+		some field in container_fields
+		some ctr in array_of(object.get(ps.spec, field, []))
+		is_object(ctr)
+		object.get(ctr, "name", "") == name
+		img := string_of(object.get(ctr, "image", ""))
+	]
+	found := array.concat(images, [""])
+}
 
 # ---------------------------------------------------------------------------------------------
 # Violation builders
@@ -246,12 +251,16 @@ volume_violation(vol, msg, severity, controls, extra) := violation(
 )
 
 # Which list of a pod spec record holds the container called `name` ("containers" when none does).
-container_field(ps, name) := field if {
-	some field in container_fields
-	some ctr in array_of(object.get(ps.spec, field, []))
-	is_object(ctr)
-	object.get(ctr, "name", "") == name
-} else := "containers"
+# (No `else`: see named_container_image.)
+container_field(ps, name) := found[0] if {
+	fields := [field |
+		some field in container_fields
+		some ctr in array_of(object.get(ps.spec, field, []))
+		is_object(ctr)
+		object.get(ctr, "name", "") == name
+	]
+	found := array.concat(fields, ["containers"])
+}
 
 # How messages name the container an annotation is about, e.g. "initContainers/setup".
 annotation_container_ref(ps, name) := concat("/", [container_field(ps, name), name])

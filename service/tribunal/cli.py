@@ -20,7 +20,7 @@ from tribunal import __version__
 from tribunal.app import build_policy_runtime, build_server, build_store, policy_kinds, run_consumers, serve
 from tribunal.devtools import DEV_INFO, BrokerUnavailable, DemoTarget, EmbeddedBroker, run_demo
 from tribunal.model import Decision, EvidenceError, EvidenceKind, TribunalError, Verdict
-from tribunal.policy import PolicyError, load_enforcement, load_policy_set, run_policy_tests
+from tribunal.policy import PolicyError, engine_names, load_enforcement, load_policy_set, run_policy_tests
 from tribunal.reports import FORMATS, build_report, get_format, load_framework, parse_since
 from tribunal.server import Server, generate_self_signed
 from tribunal.settings import Settings
@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     judge.add_argument("--rules", type=Path, help="rules directory [TRIBUNAL_RULES_DIR or rules]")
     judge.add_argument("--data", type=Path, action="append", default=[], help="extra data file (JSON/YAML)")
     judge.add_argument("--kind", choices=[k.value for k in EvidenceKind], help="expect this kind")
-    judge.add_argument("--engine", choices=["regorus", "regopy"], help="Rego backend [regorus]")
+    judge.add_argument("--engine", choices=engine_names(), help="Rego backend [regorus]")
     judge.add_argument("--fail-on", choices=["deny", "warn"], help="exit 2 when a verdict reaches this")
     judge.add_argument("--format", choices=["json", "table"], default="json", help="output [json]")
     judge.set_defaults(handler=_judge)
@@ -176,7 +176,7 @@ def _server_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--tls-key-file", type=Path, help="PEM key of --tls-cert-file")
     command.add_argument("--policies", type=Path, help="policy directory [policies]")
     command.add_argument("--rules", type=Path, help="rules directory [rules]")
-    command.add_argument("--engine", choices=["regorus", "regopy"], help="Rego backend [regorus]")
+    command.add_argument("--engine", choices=engine_names(), help="Rego backend [regorus]")
     command.add_argument(
         "--failure-policy", choices=["fail", "ignore"], help="when no verdict in time [fail]"
     )

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-EngineName = Literal["regorus", "regopy", "opa"]
+EngineName = Literal["regorus", "regorus-interpreter", "regopy", "opa"]
 
 
 class ActionSettings(BaseModel):
@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
     policy_dir: Path = Field(Path("policies"), description="Rego policies and their data files.")
     rules_dir: Path = Field(Path("rules"), description="enforcement.yaml, response/, frameworks/.")
-    engine: EngineName = Field("regorus", description="Rego backend: regorus, regopy or opa.")
+    engine: EngineName = Field(
+        "regorus", description="Rego backend: regorus, regorus-interpreter, regopy or opa."
+    )
     opa_url: str | None = Field(None, description="OPA server URL, for engine=opa.")
     kafka_bootstrap_servers: str | None = Field(None, description="Unset: no Kafka consumers.")
     kafka_topics: str = Field(

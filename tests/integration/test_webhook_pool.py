@@ -69,8 +69,12 @@ async def test_exempt_reviews_are_still_validated(start_server: StartServer, htt
 async def test_policy_failure_in_a_worker_gets_the_failure_policy(  # type: ignore[no-untyped-def]
     start_server: StartServer, http, policy_dir
 ) -> None:
+    # The interpreter halts on the policy's error (the RVM would make it undefined).
     server, _ = await start_server(
-        policy_dir=policy_dir({"admission/buggy.rego": FAILING_POLICY}), judge_workers=1, webhook_judge="pool"
+        policy_dir=policy_dir({"admission/buggy.rego": FAILING_POLICY}),
+        engine="regorus-interpreter",
+        judge_workers=1,
+        webhook_judge="pool",
     )
     status, answer = await post(http, server.url, review(pod(PRIVILEGED), uid="b-1"))
     response = answer["response"]

@@ -43,8 +43,8 @@ def test_cli_reports_bad_settings(
     monkeypatch.setenv("TRIBUNAL_ENGINE", "wasm")
     assert main(["judge", "-"]) == 1
     assert (
-        "tribunal: invalid settings: engine: Input should be 'regorus', 'regopy' or 'opa'"
-        in capsys.readouterr().err
+        "tribunal: invalid settings: engine: Input should be "
+        "'regorus', 'regorus-interpreter', 'regopy' or 'opa'" in capsys.readouterr().err
     )
 
 

@@ -46,6 +46,12 @@ def _regorus(policy_set: PolicySet) -> PolicyEngine:
     return RegorusEngine(policy_set)
 
 
+def _regorus_interpreter(policy_set: PolicySet) -> PolicyEngine:
+    from tribunal.policy.regorus_engine import RegorusEngine
+
+    return RegorusEngine(policy_set, vm_kinds=(), name="regorus-interpreter")
+
+
 def _regopy(policy_set: PolicySet) -> PolicyEngine:
     from tribunal.policy.regopy_engine import RegopyEngine
 
@@ -55,5 +61,6 @@ def _regopy(policy_set: PolicySet) -> PolicyEngine:
 # One line per backend.
 _REGISTRY: dict[str, EngineFactory] = {
     "regorus": _regorus,
+    "regorus-interpreter": _regorus_interpreter,
     "regopy": _regopy,
 }

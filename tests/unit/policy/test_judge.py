@@ -63,8 +63,8 @@ def test_clean_object_is_allowed(judge: Judge) -> None:
     assert verdict.decision is Decision.ALLOW and verdict.violations == []
 
 
-# Fails at run time on a pod without labels (regorus errors on iterating null): a policy bug that
-# shows on some inputs only.
+# Fails at run time on a pod without labels (regorus's interpreter errors on iterating null; its RVM
+# treats that as undefined): a policy bug that shows on some inputs only.
 FAILS_WITHOUT_LABELS = """package tribunal.admission.buggy
 import rego.v1
 violations contains {"msg": "never", "severity": "low", "controls": ["x:1"], "details": {}} if {
@@ -82,7 +82,7 @@ def test_judging_many_gives_each_evidence_its_own_verdict_or_error(policy_dir: B
             "admission/buggy.rego": FAILS_WITHOUT_LABELS,
         }
     )
-    judge = Judge.build(load_policy_set(root))
+    judge = Judge.build(load_policy_set(root), "regorus-interpreter")
     labelled = [
         {**p, "metadata": {**p["metadata"], "labels": {"app": "x"}}}
         for p in (PRIV_POD, LATEST_POD, CLEAN_POD)

@@ -1,4 +1,4 @@
-"""Loading a policy directory and evaluating it on both embedded engines."""
+"""Loading a policy directory and evaluating it on the embedded engines."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def test_missing_judge_package_is_refused(tmp_path: Path) -> None:
         load_policy_set(tmp_path)
 
 
-@pytest.mark.parametrize("engine", ["regorus", "regopy"])
+@pytest.mark.parametrize("engine", ["regorus", "regorus-interpreter", "regopy"])
 def test_engines_gather_violations_with_policy_ids(policy_dir: Build, engine: str) -> None:
     root = policy_dir({"admission/privileged.rego": PRIVILEGED})
     result = create_engine(engine, load_policy_set(root)).evaluate("admission", orjson.dumps(INPUT))
@@ -131,7 +131,7 @@ def test_engines_gather_violations_with_policy_ids(policy_dir: Build, engine: st
     assert create_engine(engine, load_policy_set(root)).evaluate("falco", b'{"kind": "falco"}') == []
 
 
-@pytest.mark.parametrize("engine", ["regorus", "regopy"])
+@pytest.mark.parametrize("engine", ["regorus", "regorus-interpreter", "regopy"])
 def test_exceptions_in_data_mark_violations(policy_dir: Build, engine: str) -> None:
     exceptions = '{"tribunal": {"exceptions": [{"policy": "priv*", "namespaces": ["de*"], "reason": "lab"}]}}'
     root = policy_dir({"admission/privileged.rego": PRIVILEGED, "exceptions.json": exceptions})
@@ -142,7 +142,7 @@ def test_exceptions_in_data_mark_violations(policy_dir: Build, engine: str) -> N
     assert violation["exception"] is None
 
 
-@pytest.mark.parametrize("engine", ["regorus", "regopy"])
+@pytest.mark.parametrize("engine", ["regorus", "regorus-interpreter", "regopy"])
 def test_syntax_error_names_file_and_line(policy_dir: Build, engine: str) -> None:
     broken = "package tribunal.admission.broken\n\nimport rego.v1\n\nv if {\n\tinput.x ==\n}\n"
     root = policy_dir({"admission/broken.rego": broken})
@@ -160,9 +160,39 @@ def test_runtime_error_is_raised_with_file_and_line(policy_dir: Build) -> None:
         'violations contains {"msg": concat(", ", input.event.x), "severity": "low", "controls": [], '
         '"details": {}} if input.event.x\n'
     )
-    engine = create_engine("regorus", load_policy_set(policy_dir({"admission/bad.rego": bad})))
+    root = policy_dir({"admission/bad.rego": bad})
     with pytest.raises(PolicyEvaluationError, match=r"admission/bad\.rego:5"):
-        engine.evaluate("admission", b'{"kind": "admission", "event": {"x": 7}}')
+        create_engine("regorus-interpreter", load_policy_set(root)).evaluate(
+            "admission", b'{"kind": "admission", "event": {"x": 7}}'
+        )
+    # On the RVM (regorus's default for admission) the failing expression is undefined instead.
+    assert (
+        create_engine("regorus", load_policy_set(root)).evaluate(
+            "admission", b'{"kind": "admission", "event": {"x": 7}}'
+        )
+        == []
+    )
+
+
+# Iterating null: an error on regorus's interpreter, undefined on its RVM (as on OPA by default).
+ITERATES_NULL = """package tribunal.admission.buggy
+import rego.v1
+violations contains {"msg": "never", "severity": "low", "controls": ["x:1"], "details": {}} if {
+	some c in object.get(input, "labels", null)
+	c == "boom"
+}
+"""
+
+
+def test_vm_treats_some_runtime_errors_as_undefined(policy_dir: Build) -> None:
+    root = policy_dir({"admission/buggy.rego": ITERATES_NULL})
+    with pytest.raises(PolicyEvaluationError, match=r"admission/buggy\.rego:4"):
+        create_engine("regorus-interpreter", load_policy_set(root)).evaluate(
+            "admission", b'{"kind": "admission"}'
+        )
+    assert (
+        create_engine("regorus", load_policy_set(root)).evaluate("admission", b'{"kind": "admission"}') == []
+    )
 
 
 def test_unknown_engine_is_refused(policy_dir: Build) -> None:
