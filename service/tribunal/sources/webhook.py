@@ -56,16 +56,19 @@ class RawJudge(Protocol):
 
 
 class MicroBatcher:
-    """Hands reviews to ``pool`` in batches, at most ``slots`` batches at a time. A review that finds a
-    slot free goes at once, alone; the ones that arrive while every slot is busy wait and go together
-    in the next batch, as soon as a slot frees (no timer: no wait added when idle). A review whose
-    future is already done when its batch leaves (its deadline passed) is not sent. ``observe`` gets
-    each batch's size.
+    """Hands reviews to ``pool`` in batches, at most ``slots`` batches at a time. When no batch is in
+    flight a review goes at once, alone (no timer: no wait added when idle). Otherwise reviews wait
+    and go together: into a free slot once as many wait as the batch launched last holds, and in any
+    case as soon as a batch comes back. A review whose future is already done when its batch leaves
+    (its deadline passed) is not sent. ``observe`` gets each batch's size.
 
     ``slots`` defaults to two per worker: each worker has the next batch waiting behind the one it
     judges, so it never idles while the server reads its answer and sends the next batch (measured on
     2 cores, one worker: 2,412-2,521 reviews/s at saturation with two slots, against 1,985 for two
-    workers taking one batch at a time). The server leaves its event loop a core of its own
+    workers taking one batch at a time). Filling the second slot only once enough reviews wait keeps
+    batches even: sent at once, the first review back after a batch went alone, a quarter of all
+    batches held one review, and each cost a round trip (measured: 14-17% more reviews/s with the
+    threshold, in three paired runs). The server leaves its event loop a core of its own
     (``tribunal serve`` runs one worker fewer than there are cores).
     """
 
@@ -77,13 +80,14 @@ class MicroBatcher:
         self._observe = observe
         self._waiting: list[tuple[RawItem, asyncio.Future[Outcome]]] = []
         self._busy = 0
+        self._last_size = 0
         self._batches: set[asyncio.Task[None]] = set()
 
     def submit(self, item: RawItem) -> asyncio.Future[Outcome]:
         """The outcome of ``item``, once judged; a pool failure is the future's exception."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if self._busy < self.slots:
+        if self._busy == 0 or (self._busy < self.slots and len(self._waiting) >= self._last_size):
             self._launch()
         return future
 
@@ -93,6 +97,7 @@ class MicroBatcher:
         if not batch:
             return
         self._busy += 1
+        self._last_size = len(batch)
         if self._observe is not None:
             self._observe(len(batch))
         task = asyncio.create_task(self._judge(batch))

@@ -1,5 +1,6 @@
-"""MicroBatcher: two batches per worker at a time, late arrivals batched together, abandoned reviews
-not sent, a pool failure reaching every review of its batch."""
+"""MicroBatcher: two batches per worker at a time, late arrivals batched together (the second slot
+filled once as many wait as the last batch held), abandoned reviews not sent, a pool failure reaching
+every review of its batch."""
 
 from __future__ import annotations
 
@@ -30,6 +31,28 @@ class FakePool:
         return [Rejected(source, "internal", f"judged {source}") for _, source, _ in items]
 
 
+class GatedPool:
+    """Answers each batch once the test opens that batch's gate."""
+
+    def __init__(self) -> None:
+        self.workers = 1
+        self.batches: list[list[str]] = []
+        self.gates: list[asyncio.Event] = []
+
+    async def judge_raw(self, items: Sequence[RawItem]) -> list[Outcome]:
+        self.batches.append([source for _, source, _ in items])
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        await gate.wait()
+        return [Rejected(source, "internal", f"judged {source}") for _, source, _ in items]
+
+
+async def settle() -> None:
+    """Let every ready task run (a gate opened takes a few loop turns to become a new batch)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
 def item(name: str) -> RawItem:
     return (b"{}", name, EvidenceKind.ADMISSION)
 
@@ -44,6 +67,29 @@ async def test_reviews_arriving_while_the_workers_are_busy_go_together() -> None
     outcomes = await asyncio.gather(*futures)
     assert pool.batches == [["r0"], ["r1"], ["r2", "r3", "r4"]]
     assert [o.source for o in outcomes] == ["r0", "r1", "r2", "r3", "r4"]
+
+
+async def test_the_second_slot_waits_for_as_many_reviews_as_the_last_batch_held() -> None:
+    pool = GatedPool()
+    batcher = MicroBatcher(pool)
+    futures = [batcher.submit(item(name)) for name in "abcd"]
+    await settle()
+    assert pool.batches == [["a"], ["b"]]
+    pool.gates[0].set()  # a batch back: everything waiting goes at once
+    await settle()
+    assert pool.batches == [["a"], ["b"], ["c", "d"]]
+    pool.gates[1].set()
+    await settle()
+    futures.append(batcher.submit(item("e")))
+    await settle()
+    assert len(pool.batches) == 3  # a slot is free, but one review is fewer than the last batch's two
+    futures.append(batcher.submit(item("f")))
+    await settle()
+    assert pool.batches[3] == ["e", "f"]
+    for gate in pool.gates[2:]:
+        gate.set()
+    outcomes = await asyncio.gather(*futures)
+    assert [o.source for o in outcomes] == list("abcdef")
 
 
 async def test_a_review_given_up_before_its_batch_leaves_is_not_sent() -> None:
