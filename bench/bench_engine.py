@@ -1,4 +1,5 @@
-"""Policy evaluation speed per evidence kind, on both embedded engines.
+"""Policy evaluation speed per evidence kind, on the embedded engines (regorus as Tribunal runs it:
+admission reviews on its RVM; regorus-interpreter: its interpreter for every kind; regopy).
 
 For each kind it judges real samples (../shared/fixtures when present, else examples/) and prints, as a
 Markdown table: median and p99 latency of one judgement (engine plus the Python that builds the input
@@ -7,7 +8,7 @@ beside them the ceiling measured in the same run: the same engine evaluating the
 policy loaded (only the aggregation rule), i.e. the fixed cost of a call. The last table runs regorus in
 one and in two worker processes (regorus holds the GIL, so only processes use the second core).
 
-    python bench/bench_engine.py [--seconds 2] [--engines regorus,regopy]
+    python bench/bench_engine.py [--seconds 2] [--engines regorus,regorus-interpreter,regopy]
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _worker(args: tuple[str, str, list[bytes], float]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--engines", default="regorus,regopy")
+    parser.add_argument("--engines", default="regorus,regorus-interpreter,regopy")
     args = parser.parse_args()
     policy_set = load_policy_set(ROOT / "policies")
     ceiling_set = load_policy_set(empty_library())
