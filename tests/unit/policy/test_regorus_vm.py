@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import POLICY_DIR, PROJECT, pod, review
+from tests.conftest import FIXTURES, POLICY_DIR, PROJECT, needs_shared, pod, review
 from tribunal.model import Evidence, EvidenceKind, parse_evidence
+from tribunal.model.admission import POD_SPEC_PATHS
 from tribunal.policy import PolicyEngine, PolicySet, create_engine, load_policy_set
 from tribunal.policy.regorus_engine import RegorusEngine
 from tribunal.sources import expand_paths, read_evidence
@@ -170,6 +171,54 @@ def test_vm_and_interpreter_agree_on_generated_reviews(exceptions: bool) -> None
     assert differ == []
     assert vm.vm_fallbacks == 0  # the agreement is the RVM's own, not the fallback's
     assert found > 1000  # the generated reviews do break policies, with or without exceptions
+
+
+def mutated_fixtures(per_fixture: int, seed: int = 4) -> list[bytes]:
+    """Policy inputs of the shared AdmissionReviews, each as it is and, for those with a pod spec,
+    ``per_fixture`` times with the fragments above merged into the pod spec, its containers and its
+    annotations (real-world shapes: managed fields, status, owner references, v1beta1)."""
+    rng = random.Random(seed)
+    inputs = []
+    for path in sorted((FIXTURES / "admission").glob("*.json")):
+        doc = orjson.loads(path.read_bytes())
+        inputs.append(parse_evidence(doc).policy_input_json())
+        obj = (doc.get("request") or {}).get("object")
+        spec_path = POD_SPEC_PATHS.get(obj.get("kind", "")) if isinstance(obj, dict) else None
+        if spec_path is None:
+            continue
+        for _ in range(per_fixture):
+            variant = orjson.loads(orjson.dumps(doc))
+            template = variant["request"]["object"]
+            for key in spec_path[:-1]:
+                template = template.setdefault(key, {})
+            spec = template.setdefault(spec_path[-1], {})
+            annotations = rng.choice(ANNOTATIONS)
+            if annotations is not None:
+                template.setdefault("metadata", {})["annotations"] = annotations
+            for fragment in rng.sample(POD_SETTINGS, rng.randint(1, 2)):
+                spec.update(fragment)
+            for container in spec.get("containers") or []:
+                for fragment in rng.sample(CONTAINER_SETTINGS, rng.randint(0, 3)):
+                    container.update(fragment)
+                container["image"] = rng.choice(IMAGES) or container.get("image", "")
+            inputs.append(parse_evidence(variant).policy_input_json())
+    return inputs
+
+
+@needs_shared
+def test_vm_and_interpreter_agree_on_the_shared_reviews_and_their_variants() -> None:
+    policy_set = load_policy_set(POLICY_DIR)
+    vm = create_engine("regorus", policy_set)
+    interpreter = create_engine("regorus-interpreter", policy_set)
+    inputs = mutated_fixtures(per_fixture=8)
+    assert len(inputs) > 200
+    differ = [
+        i
+        for i, data in enumerate(inputs)
+        if _sorted(vm.evaluate("admission", data)) != _sorted(interpreter.evaluate("admission", data))
+    ]
+    assert differ == []
+    assert isinstance(vm, RegorusEngine) and vm.vm_fallbacks == 0
 
 
 def test_vm_falls_back_to_the_interpreter_past_its_instruction_limit() -> None:
