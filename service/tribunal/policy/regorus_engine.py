@@ -113,8 +113,9 @@ class RegorusEngine:
             except RuntimeError as exc:
                 error = engine_message(exc)
             if error is None and result is not None and _VM_UNDEFINED in result:
-                # The RVM lets its internal undefined marker escape as a value on some constructs
-                # (a conflicting complete rule, an object comprehension over `some k`).
+                # The RVM lets its undefined marker escape as a value on some constructs (an `else`
+                # after a body that fails in a way it mishandles, a missing key in an object
+                # comprehension: docs/policies.md, "Engines").
                 error = f"the result holds {_VM_UNDEFINED}"
                 result = None
             if error is not None:
