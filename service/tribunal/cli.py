@@ -379,6 +379,12 @@ def _policy_test(args: argparse.Namespace) -> int:
                 print(f"  {result.error}".replace("\n", "\n  "))
         elif args.verbose:
             print(f"PASS {result.name} ({result.duration_ms:.2f} ms)")
+    if report.vm_error:
+        print(
+            "note: regorus's RVM cannot compile these policies, so TRIBUNAL_ENGINE=regorus will judge "
+            "admission reviews on its interpreter (about twice the time; docs/policies.md, Engines):"
+        )
+        print(f"  {report.vm_error}".replace("\n", "\n  "))
     print(f"{report.passed} passed, {report.failed} failed")
     return EXIT_ERROR if report.failed else EXIT_OK
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import falco_alert, pod, review
 from tests.unit.policy.test_loader_and_engines import PRIVILEGED, PRIVILEGED_TEST
+from tests.unit.policy.test_regorus_vm import WITH_OUTSIDE_TESTS
 from tribunal.cli import main
 
 Build = Callable[[dict[str, str]], Path]
@@ -103,6 +104,24 @@ def test_policy_test_reports_failures(policy_dir: Build, capsys: pytest.CaptureF
     assert out.rstrip().endswith("2 passed, 1 failed")
     assert main(["policy", "test", str(root), "--run", "denied|plain", "-v"]) == 0
     assert "PASS data.tribunal.admission.privileged.test_privileged_denied" in capsys.readouterr().out
+
+
+def test_policy_test_says_when_the_rvm_cannot_compile_the_policies(
+    policy_dir: Build, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with_data = WITH_OUTSIDE_TESTS.replace(
+        "package tribunal.admission.with_data", "package tribunal.admission.w"
+    )
+    root = policy_dir({"admission/privileged.rego": PRIVILEGED, "admission/w.rego": with_data})
+    assert main(["policy", "test", str(root)]) == 0  # valid Rego: the interpreter runs it
+    out = capsys.readouterr().out
+    assert "regorus's RVM cannot compile these policies" in out and "with" in out
+    assert out.rstrip().endswith("0 passed, 0 failed")
+    root = policy_dir(
+        {"admission/w.rego": "package tribunal.admission.w\nimport rego.v1\nviolations := set()\n"}
+    )
+    assert main(["policy", "test", str(root)]) == 0
+    assert "RVM" not in capsys.readouterr().out
 
 
 def test_policy_list_applies_overrides(

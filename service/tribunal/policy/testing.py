@@ -1,7 +1,9 @@
 """``tribunal policy test``: run every ``test_*`` rule of the ``*_test.rego`` files, as ``opa test`` does.
 
-Tests run on regorus: rego-cpp (regopy 1.5.2) crashes on several ``with input as`` forms that tests
-rely on; verdict parity between the engines is held by the conformance tests instead."""
+Tests run on regorus's interpreter: rego-cpp (regopy 1.5.2) crashes on several ``with input as`` forms
+that tests rely on, and regorus's RVM does not take ``with`` at all; verdict parity between the engines
+is held by the conformance tests instead. The report also says whether the RVM compiles the policies
+(without their tests), since ``regorus`` judges admission reviews there when it does."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import orjson
 
 from tribunal.policy.errors import engine_message
 from tribunal.policy.loader import load_policy_set
-from tribunal.policy.regorus_engine import build_engine
+from tribunal.policy.regorus_engine import VM_KINDS, build_engine, build_vm
 
 _TEST_RULE = re.compile(r"^(test_\w+)\b", re.M)
 
@@ -32,6 +34,9 @@ class TestResult:
 @dataclass
 class TestReport:
     results: list[TestResult] = field(default_factory=list)
+    # Why regorus's RVM cannot compile the policies (their admission reviews then run on the
+    # interpreter); None when it can.
+    vm_error: str | None = None
 
     @property
     def passed(self) -> int:
@@ -52,7 +57,7 @@ def run_policy_tests(
     policy_set = load_policy_set(policy_dir, extra_data, include_tests=True)
     engine = build_engine(policy_set)
     pattern = re.compile(name_filter) if name_filter else None
-    report = TestReport()
+    report = TestReport(vm_error=_vm_error(policy_dir, extra_data))
     for module in policy_set.modules:
         if not module.is_test:
             continue
@@ -81,3 +86,12 @@ def run_policy_tests(
                 )
             )
     return report
+
+
+def _vm_error(policy_dir: Path | str, extra_data: Iterable[Path]) -> str | None:
+    policy_set = load_policy_set(policy_dir, extra_data)
+    try:
+        build_vm(policy_set, orjson.dumps(policy_set.data).decode(), VM_KINDS)
+    except RuntimeError as exc:
+        return engine_message(exc)
+    return None
