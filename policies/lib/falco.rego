@@ -249,9 +249,13 @@ in_container if {
 container_name := object.get(string_fields, "container.name", "")
 
 # repository:tag, or repository alone, or the older `container.image` field.
+# (Lookups with object.get and a check after them, never a body ending in `x := a[k]` before an
+# `else`: regorus's RVM then takes "<undefined>" instead of the else value; docs/policies.md, Engines.)
 image := concat("", [repo, ":", tag]) if {
-	repo := string_fields["container.image.repository"]
-	tag := string_fields["container.image.tag"]
+	repo := object.get(string_fields, "container.image.repository", "")
+	tag := object.get(string_fields, "container.image.tag", "")
+	repo != ""
+	tag != ""
 } else := object.get(string_fields, "container.image.repository", object.get(string_fields, "container.image", ""))
 
 namespace := object.get(string_fields, "k8s.ns.name", object.get(
@@ -551,10 +555,13 @@ empty_value(v) if v == null
 # into, as details(extra) would (their keys are not base_details keys). Built from the non-empty
 # strings directly rather than by filtering base_details (fewer rules to evaluate).
 compact_details := object.union(object.union(alert_strings, from_fields), located) if {
+	# object.get, not field_detail_keys[name]: in a comprehension regorus's RVM gives a missing key
+	# the key "<undefined>" instead of skipping it.
 	from_fields := {key: v |
 		some name
 		v := string_fields[name]
-		key := field_detail_keys[name]
+		key := object.get(field_detail_keys, name, "")
+		key != ""
 	}
 	sorted := sort([t |
 		some t in tags
@@ -657,8 +664,10 @@ outbound_severity := severity_at_least_high if {
 
 # unexpected_outbound_connection: fd.rip:fd.rport when reported, else the remote side of fd.name
 # ("a:1->b:2"), else fd.name.
+# (object.get and a check: see image.)
 destination := concat("", [rip, ":", object.get(string_fields, "fd.rport", "")]) if {
-	rip := string_fields["fd.rip"]
+	rip := object.get(string_fields, "fd.rip", "")
+	rip != ""
 } else := d if {
 	parts := split(connection, "->")
 	count(parts) == 2
