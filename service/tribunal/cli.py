@@ -382,7 +382,8 @@ def _policy_test(args: argparse.Namespace) -> int:
     if report.vm_error:
         print(
             "note: regorus's RVM cannot compile these policies, so TRIBUNAL_ENGINE=regorus will judge "
-            "admission reviews on its interpreter (about twice the time; docs/policies.md, Engines):"
+            "admission reviews and Falco alerts on its interpreter (2-3x the time; docs/policies.md, "
+            "Engines):"
         )
         print(f"  {report.vm_error}".replace("\n", "\n  "))
     print(f"{report.passed} passed, {report.failed} failed")

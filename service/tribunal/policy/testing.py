@@ -3,7 +3,8 @@
 Tests run on regorus's interpreter: rego-cpp (regopy 1.5.2) crashes on several ``with input as`` forms
 that tests rely on, and regorus's RVM does not take ``with`` at all; verdict parity between the engines
 is held by the conformance tests instead. The report also says whether the RVM compiles the policies
-(without their tests), since ``regorus`` judges admission reviews there when it does."""
+(without their tests), since ``regorus`` judges admission reviews and Falco alerts there when it
+does."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ class TestResult:
 @dataclass
 class TestReport:
     results: list[TestResult] = field(default_factory=list)
-    # Why regorus's RVM cannot compile the policies (their admission reviews then run on the
-    # interpreter); None when it can.
+    # Why regorus's RVM cannot compile the policies (their admission reviews and Falco alerts then
+    # run on the interpreter); None when it can.
     vm_error: str | None = None
 
     @property

@@ -56,10 +56,10 @@ class RawJudge(Protocol):
 
 
 class MicroBatcher:
-    """Hands reviews to ``pool`` in batches, at most ``slots`` batches at a time. When no batch is in
-    flight a review goes at once, alone (no timer: no wait added when idle). Otherwise reviews wait
-    and go together: into a free slot once as many wait as the batch launched last holds, and in any
-    case as soon as a batch comes back. A review whose future is already done when its batch leaves
+    """Hands reviews to ``pool`` in batches, at most ``slots`` batches at a time. While a worker has no
+    batch a review goes at once, alone (no timer: no wait added when idle). Otherwise reviews wait and
+    go together: into a free slot once as many wait as the batch launched last holds, and in any case
+    as soon as a batch comes back. A review whose future is already done when its batch leaves
     (its deadline passed) is not sent. ``observe`` gets each batch's size.
 
     ``slots`` defaults to two per worker: each worker has the next batch waiting behind the one it
@@ -87,7 +87,9 @@ class MicroBatcher:
         """The outcome of ``item``, once judged; a pool failure is the future's exception."""
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        if self._busy == 0 or (self._busy < self.slots and len(self._waiting) >= self._last_size):
+        if self._busy < max(1, self.pool.workers) or (
+            self._busy < self.slots and len(self._waiting) >= self._last_size
+        ):
             self._launch()
         return future
 

@@ -34,8 +34,8 @@ class FakePool:
 class GatedPool:
     """Answers each batch once the test opens that batch's gate."""
 
-    def __init__(self) -> None:
-        self.workers = 1
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
         self.batches: list[list[str]] = []
         self.gates: list[asyncio.Event] = []
 
@@ -90,6 +90,27 @@ async def test_the_second_slot_waits_for_as_many_reviews_as_the_last_batch_held(
         gate.set()
     outcomes = await asyncio.gather(*futures)
     assert [o.source for o in outcomes] == list("abcdef")
+
+
+async def test_a_review_goes_at_once_while_a_worker_has_no_batch() -> None:
+    pool = GatedPool(workers=2)  # four slots
+    batcher = MicroBatcher(pool)
+    futures = [batcher.submit(item(name)) for name in "abcdefg"]
+    await settle()
+    assert pool.batches == [["a"], ["b"], ["c"], ["d"]]
+    pool.gates[0].set()
+    await settle()
+    assert pool.batches[4] == ["e", "f", "g"]
+    for gate in pool.gates[1:4]:
+        gate.set()
+    await settle()  # only the batch of three is out: the other worker is idle
+    futures.append(batcher.submit(item("h")))
+    await settle()
+    assert pool.batches[5] == ["h"]  # not held back for two more, as a queued slot would be
+    for gate in pool.gates[4:]:
+        gate.set()
+    outcomes = await asyncio.gather(*futures)
+    assert [o.source for o in outcomes] == list("abcdefgh")
 
 
 async def test_a_review_given_up_before_its_batch_leaves_is_not_sent() -> None:
