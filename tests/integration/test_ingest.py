@@ -113,7 +113,9 @@ async def test_a_bearer_token_can_be_required(start_server: StartServer, http) -
 
 @needs_shared
 async def test_a_large_trivy_report_does_not_hold_up_admissions(start_server: StartServer, http) -> None:  # type: ignore[no-untyped-def]
-    server, _ = await start_server(judge_workers=1)
+    # Admissions judged on the loop (as when this test was written): with the pool they would queue
+    # behind the report in the one worker, and the test would time the worker, not the loop.
+    server, _ = await start_server(judge_workers=1, webhook_judge="inline")
     big = (FIXTURES / "trivy" / "k8s-cluster-scan-local-large.json").read_bytes()
     order: list[str] = []
 
