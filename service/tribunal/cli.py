@@ -379,13 +379,12 @@ def _policy_test(args: argparse.Namespace) -> int:
                 print(f"  {result.error}".replace("\n", "\n  "))
         elif args.verbose:
             print(f"PASS {result.name} ({result.duration_ms:.2f} ms)")
-    if report.vm_error:
+    for kind, reason in report.vm_refused.items():
         print(
-            "note: regorus's RVM cannot compile these policies, so TRIBUNAL_ENGINE=regorus will judge "
-            "admission reviews and Falco alerts on its interpreter (2-3x the time; docs/policies.md, "
-            "Engines):"
+            f"note: regorus's RVM cannot compile the {kind} policies, so TRIBUNAL_ENGINE=regorus will "
+            "judge them on its interpreter (2-3x the time; docs/policies.md, Engines):"
         )
-        print(f"  {report.vm_error}".replace("\n", "\n  "))
+        print(f"  {reason}".replace("\n", "\n  "))
     print(f"{report.passed} passed, {report.failed} failed")
     return EXIT_ERROR if report.failed else EXIT_OK
 

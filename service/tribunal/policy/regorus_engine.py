@@ -72,19 +72,16 @@ class RegorusEngine:
         # Compile now so bad Rego fails the load; not cached: the caller's thread (a reload worker, say)
         # may never evaluate, and an engine must be dropped by the thread that made it.
         build_engine(policy_set, self._data_json)
-        self.vm_kinds = frozenset(vm_kinds)
-        if self.vm_kinds:
-            try:
-                build_vm(policy_set, self._data_json, self.vm_kinds)
-            except RuntimeError as exc:
-                # Valid Rego the RVM's compiler does not take yet: the interpreter judges everything.
-                log.warning(
-                    "policy revision %s: regorus's RVM cannot compile it (%s); the interpreter "
-                    "evaluates every kind",
-                    self.revision,
-                    engine_message(exc),
-                )
-                self.vm_kinds = frozenset()
+        self.vm_kinds, refused = vm_compilable(policy_set, self._data_json, vm_kinds)
+        for kind, reason in refused.items():
+            # Valid Rego the RVM's compiler does not take yet: the interpreter judges that kind.
+            log.warning(
+                "policy revision %s: regorus's RVM cannot compile the %s policies (%s); the "
+                "interpreter judges them",
+                self.revision,
+                kind,
+                reason,
+            )
         self.vm_fallbacks = 0
 
     def _state(self) -> _ThreadState:
@@ -171,6 +168,28 @@ def build_engine(policy_set: PolicySet, data_json: str | None = None) -> Any:
         del engine
         raise PolicyLoadError(error)
     return engine
+
+
+def vm_compilable(
+    policy_set: PolicySet, data_json: str, kinds: Iterable[str]
+) -> tuple[frozenset[str], dict[str, str]]:
+    """The kinds whose policies the RVM compiles, and for each other kind why it does not (one kind's
+    policies the RVM refuses keep only that kind on the interpreter)."""
+    wanted = frozenset(kinds)
+    if not wanted:
+        return wanted, {}
+    try:
+        build_vm(policy_set, data_json, wanted)
+        return wanted, {}
+    except RuntimeError:
+        pass
+    refused: dict[str, str] = {}
+    for kind in sorted(wanted):
+        try:
+            build_vm(policy_set, data_json, [kind])
+        except RuntimeError as exc:
+            refused[kind] = engine_message(exc)
+    return wanted.difference(refused), refused
 
 
 def build_vm(policy_set: PolicySet, data_json: str, kinds: Iterable[str]) -> Any:

@@ -18,7 +18,7 @@ import orjson
 
 from tribunal.policy.errors import engine_message
 from tribunal.policy.loader import load_policy_set
-from tribunal.policy.regorus_engine import VM_KINDS, build_engine, build_vm
+from tribunal.policy.regorus_engine import VM_KINDS, build_engine, vm_compilable
 
 _TEST_RULE = re.compile(r"^(test_\w+)\b", re.M)
 
@@ -35,9 +35,9 @@ class TestResult:
 @dataclass
 class TestReport:
     results: list[TestResult] = field(default_factory=list)
-    # Why regorus's RVM cannot compile the policies (their admission reviews and Falco alerts then
-    # run on the interpreter); None when it can.
-    vm_error: str | None = None
+    # Per evidence kind, why regorus's RVM cannot compile its policies (that kind then runs on the
+    # interpreter); empty when it compiles them all.
+    vm_refused: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> int:
@@ -58,7 +58,7 @@ def run_policy_tests(
     policy_set = load_policy_set(policy_dir, extra_data, include_tests=True)
     engine = build_engine(policy_set)
     pattern = re.compile(name_filter) if name_filter else None
-    report = TestReport(vm_error=_vm_error(policy_dir, extra_data))
+    report = TestReport(vm_refused=_vm_refused(policy_dir, extra_data))
     for module in policy_set.modules:
         if not module.is_test:
             continue
@@ -89,10 +89,6 @@ def run_policy_tests(
     return report
 
 
-def _vm_error(policy_dir: Path | str, extra_data: Iterable[Path]) -> str | None:
+def _vm_refused(policy_dir: Path | str, extra_data: Iterable[Path]) -> dict[str, str]:
     policy_set = load_policy_set(policy_dir, extra_data)
-    try:
-        build_vm(policy_set, orjson.dumps(policy_set.data).decode(), VM_KINDS)
-    except RuntimeError as exc:
-        return engine_message(exc)
-    return None
+    return vm_compilable(policy_set, orjson.dumps(policy_set.data).decode(), VM_KINDS)[1]
