@@ -15,7 +15,10 @@ The bare handler only parses the AdmissionReview (orjson) and answers a fixed al
 ceiling of aiohttp + TLS on this machine. The engine's own time per review (Judge.judge, median) is
 printed beside them, and the CPU each server used per request at saturation (with its workers).
 
-    python bench/bench_webhook.py [--seconds 10] [--connections 32] [--rate 500]
+``--rounds N`` runs the servers N times, interleaved (bare, pool, inline, bare, ...), and prints each
+round's ratio to the bare handler of the same round and their median.
+
+    python bench/bench_webhook.py [--seconds 10] [--connections 32] [--rate 500] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fixtures" / "admission"
 INLINE = "tribunal serve, judging on its event loop (inline)"
+BARE = "bare aiohttp handler (ceiling)"
 WRK_SCRIPT = """
 local bodies = {}
 local i = 0
@@ -239,6 +243,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every server this many times, round by round (on a noisy machine the ratio of each "
+        "round, bare and tribunal minutes apart, says more than one long run)",
+    )
+    parser.add_argument(
         "--compare-inline",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -285,7 +296,7 @@ def main() -> int:
         "WARNING",
     ]
     servers = {
-        "bare aiohttp handler (ceiling)": [
+        BARE: [
             sys.executable,
             __file__,
             "--serve-bare",
@@ -303,52 +314,63 @@ def main() -> int:
     if not args.compare_inline:
         del servers[INLINE]
     rows = []
-    for name, command in servers.items():
-        port = free_port()
-        proc = subprocess.Popen(
-            [part.replace("{port}", str(port)) for part in command],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={
-                **os.environ,
-                "TRIBUNAL_EXEMPT_NAMESPACES": "",
-                "TRIBUNAL_DATABASE_URL": f"sqlite+aiosqlite:///{work / f'bench-{len(rows)}.db'}",
-                "TRIBUNAL_ACTIONS__STATE_DIR": str(work / "state"),
-                **variant_env.get(name, {}),
-            },
-        )
-        url = f"https://127.0.0.1:{port}"
-        try:
-            asyncio.run(wait_ready(url, context))
-            run_wrk(url, bodies_file, script, 2, args.connections)  # warm-up
-            before = cpu_seconds(proc.pid)
-            saturated = run_wrk(url, bodies_file, script, args.seconds, args.connections)
-            after = cpu_seconds(proc.pid)
-            done = saturated["rps"] * max(1, round(args.seconds))
-            saturated["cpu_main"] = (after[0] - before[0]) * 1000 / done
-            saturated["cpu_all"] = (after[1] - before[1]) * 1000 / done
-            steady = asyncio.run(fixed_rate(url, bodies, context, args.rate, args.seconds))
-        finally:
-            proc.terminate()
-            proc.wait(10)
-        rows.append((name, saturated, steady))
+    for round_no in range(1, args.rounds + 1):
+        for name, command in servers.items():
+            port = free_port()
+            proc = subprocess.Popen(
+                [part.replace("{port}", str(port)) for part in command],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={
+                    **os.environ,
+                    "TRIBUNAL_EXEMPT_NAMESPACES": "",
+                    "TRIBUNAL_DATABASE_URL": f"sqlite+aiosqlite:///{work / f'bench-{len(rows)}.db'}",
+                    "TRIBUNAL_ACTIONS__STATE_DIR": str(work / f"state-{len(rows)}"),
+                    **variant_env.get(name, {}),
+                },
+            )
+            url = f"https://127.0.0.1:{port}"
+            try:
+                asyncio.run(wait_ready(url, context))
+                run_wrk(url, bodies_file, script, 2, args.connections)  # warm-up
+                before = cpu_seconds(proc.pid)
+                saturated = run_wrk(url, bodies_file, script, args.seconds, args.connections)
+                after = cpu_seconds(proc.pid)
+                done = saturated["rps"] * max(1, round(args.seconds))
+                saturated["cpu_main"] = (after[0] - before[0]) * 1000 / done
+                saturated["cpu_all"] = (after[1] - before[1]) * 1000 / done
+                steady = asyncio.run(fixed_rate(url, bodies, context, args.rate, args.seconds))
+            finally:
+                proc.terminate()
+                proc.wait(10)
+            rows.append((round_no, name, saturated, steady))
     print(
-        "| server | saturation req/s | p50 ms | p99 ms | max ms | non-2xx | "
+        "| round | server | saturation req/s | p50 ms | p99 ms | max ms | non-2xx | "
         f"at {args.rate:g}/s: p50 ms | p99 ms | max ms | failures |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, sat, steady in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for round_no, name, sat, steady in rows:
         print(
-            f"| {name} | {sat['rps']:,.0f} | {sat['p50']:.2f} | {sat['p99']:.2f} | {sat['max']:.1f} "
-            f"| {sat['errors']:.0f} "
+            f"| {round_no} | {name} | {sat['rps']:,.0f} | {sat['p50']:.2f} | {sat['p99']:.2f} "
+            f"| {sat['max']:.1f} | {sat['errors']:.0f} "
             f"| {steady['p50']:.2f} | {steady['p99']:.2f} | {steady['max']:.1f} | {steady['failures']:.0f} |"
         )
-    print("\n| server | / bare at saturation | CPU ms per request: server process | with its workers |")
-    print("|---|---|---|---|")
-    for name, sat, _ in rows:
-        ratio = sat["rps"] / rows[0][1]["rps"]
-        print(f"| {name} | {ratio:.1%} | {sat['cpu_main']:.3f} | {sat['cpu_all']:.3f} |")
+    print(
+        "\n| round | server | / bare at saturation | CPU ms per request: server process | with its workers |"
+    )
+    print("|---|---|---|---|---|")
+    bare = {r: sat["rps"] for r, name, sat, _ in rows if name == BARE}
+    ratios: dict[str, list[float]] = {}
+    for round_no, name, sat, _ in rows:
+        ratio = sat["rps"] / bare[round_no]
+        ratios.setdefault(name, []).append(ratio)
+        print(f"| {round_no} | {name} | {ratio:.1%} | {sat['cpu_main']:.3f} | {sat['cpu_all']:.3f} |")
+    if args.rounds > 1:
+        print("\n| server | / bare at saturation: median of the rounds (range) |")
+        print("|---|---|")
+        for name, values in ratios.items():
+            print(f"| {name} | {statistics.median(values):.1%} ({min(values):.1%}-{max(values):.1%}) |")
     print(
         "engine time per review (Judge.judge median, same reviews, this process): "
         f"{engine_median(bodies):.3f} ms"
