@@ -153,24 +153,32 @@ def _with_exceptions(policy_set: PolicySet) -> PolicySet:
     return dataclasses.replace(policy_set, data=data, revision=policy_set.revision + "-exc")
 
 
+def _compare(
+    kind: str, inputs: list[bytes], policy_set: PolicySet | None = None
+) -> tuple[list[int], int, int]:
+    """Judge ``inputs`` with ``regorus`` (the RVM for ``kind``) and with ``regorus-interpreter``: the
+    indexes where they differ, the violations the interpreter found, and the RVM's fallbacks."""
+    policy_set = policy_set or load_policy_set(POLICY_DIR)
+    vm = create_engine("regorus", policy_set)
+    interpreter = create_engine("regorus-interpreter", policy_set)
+    assert isinstance(vm, RegorusEngine) and kind in vm.vm_kinds
+    differ, found = [], 0
+    for i, data in enumerate(inputs):
+        expected = interpreter.evaluate(kind, data)
+        found += len(expected)
+        if _sorted(vm.evaluate(kind, data)) != _sorted(expected):
+            differ.append(i)
+    return differ, found, vm.vm_fallbacks
+
+
 @pytest.mark.parametrize("exceptions", [False, True], ids=["plain", "with-exceptions"])
 def test_vm_and_interpreter_agree_on_generated_reviews(exceptions: bool) -> None:
     policy_set = load_policy_set(POLICY_DIR)
     if exceptions:
         policy_set = _with_exceptions(policy_set)
-    vm = create_engine("regorus", policy_set)
-    interpreter = create_engine("regorus-interpreter", policy_set)
-    assert isinstance(vm, RegorusEngine) and vm.vm_kinds == {"admission", "falco"}
-    inputs = _inputs(generated_reviews(400))
-    differ = []
-    found = 0
-    for i, data in enumerate(inputs):
-        expected = interpreter.evaluate("admission", data)
-        found += len(expected)
-        if _sorted(vm.evaluate("admission", data)) != _sorted(expected):
-            differ.append(i)
+    differ, found, fallbacks = _compare("admission", _inputs(generated_reviews(400)), policy_set)
     assert differ == []
-    assert vm.vm_fallbacks == 0  # the agreement is the RVM's own, not the fallback's
+    assert fallbacks == 0  # the agreement is the RVM's own, not the fallback's
     assert found > 1000  # the generated reviews do break policies, with or without exceptions
 
 
@@ -208,18 +216,10 @@ def mutated_fixtures(per_fixture: int, seed: int = 4) -> list[bytes]:
 
 @needs_shared
 def test_vm_and_interpreter_agree_on_the_shared_reviews_and_their_variants() -> None:
-    policy_set = load_policy_set(POLICY_DIR)
-    vm = create_engine("regorus", policy_set)
-    interpreter = create_engine("regorus-interpreter", policy_set)
     inputs = mutated_fixtures(per_fixture=8)
     assert len(inputs) > 200
-    differ = [
-        i
-        for i, data in enumerate(inputs)
-        if _sorted(vm.evaluate("admission", data)) != _sorted(interpreter.evaluate("admission", data))
-    ]
-    assert differ == []
-    assert isinstance(vm, RegorusEngine) and vm.vm_fallbacks == 0
+    differ, _, fallbacks = _compare("admission", inputs)
+    assert differ == [] and fallbacks == 0
 
 
 def test_vm_falls_back_to_the_interpreter_past_its_instruction_limit() -> None:
@@ -285,31 +285,19 @@ def _falco_alerts(folder: Path) -> list[dict[str, Any]]:
     ]
 
 
-def _assert_agree_on_falco(inputs: list[bytes]) -> None:
-    policy_set = load_policy_set(POLICY_DIR)
-    vm = create_engine("regorus", policy_set)
-    interpreter = create_engine("regorus-interpreter", policy_set)
-    assert isinstance(vm, RegorusEngine) and "falco" in vm.vm_kinds
-    differ = [
-        i
-        for i, data in enumerate(inputs)
-        if _sorted(vm.evaluate("falco", data)) != _sorted(interpreter.evaluate("falco", data))
-    ]
-    assert differ == []
-    assert vm.vm_fallbacks == 0
-
-
 def test_vm_and_interpreter_agree_on_falco_alerts_and_their_variants() -> None:
     alerts = _falco_alerts(PROJECT / "examples" / "falco")
     assert len(alerts) >= 2
-    _assert_agree_on_falco(falco_variants(alerts, 100))
+    differ, _, fallbacks = _compare("falco", falco_variants(alerts, 100))
+    assert differ == [] and fallbacks == 0
 
 
 @needs_shared
 def test_vm_and_interpreter_agree_on_the_shared_falco_alerts_and_their_variants() -> None:
     alerts = _falco_alerts(FIXTURES / "falco")
     assert len(alerts) == 35
-    _assert_agree_on_falco(falco_variants(alerts, 300))
+    differ, _, fallbacks = _compare("falco", falco_variants(alerts, 300))
+    assert differ == [] and fallbacks == 0
 
 
 # Valid Rego the RVM's compiler refuses (`with` outside a test).
