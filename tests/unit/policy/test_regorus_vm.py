@@ -107,23 +107,11 @@ def generated_reviews(count: int, seed: int = 2026) -> list[dict[str, Any]]:
         if annotations is not None:
             obj["metadata"]["annotations"] = annotations
         kind = rng.choice(WORKLOADS)
+        template = {"metadata": obj["metadata"], "spec": obj["spec"]}
         if kind == "Deployment" or kind == "DaemonSet":
-            template = {"metadata": obj["metadata"], "spec": obj["spec"]}
-            obj = {
-                "apiVersion": "apps/v1",
-                "kind": kind,
-                "metadata": {"name": f"w{i}"},
-                "spec": {"template": template},
-            }
+            obj = _workload("apps/v1", kind, f"w{i}", {"template": template})
         elif kind == "CronJob":
-            template = {"metadata": obj["metadata"], "spec": obj["spec"]}
-            job = {"spec": {"template": template}}
-            obj = {
-                "apiVersion": "batch/v1",
-                "kind": kind,
-                "metadata": {"name": f"w{i}"},
-                "spec": {"jobTemplate": job},
-            }
+            obj = _workload("batch/v1", kind, f"w{i}", {"jobTemplate": {"spec": {"template": template}}})
         elif kind == "ConfigMap":
             obj = {
                 "apiVersion": "v1",
@@ -133,6 +121,10 @@ def generated_reviews(count: int, seed: int = 2026) -> list[dict[str, Any]]:
             }
         reviews.append(review(obj, uid=f"gen-{i}", namespace=rng.choice(["default", "prod", "dev"])))
     return reviews
+
+
+def _workload(api_version: str, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "spec": spec}
 
 
 def _inputs(reviews: list[dict[str, Any]]) -> list[bytes]:
