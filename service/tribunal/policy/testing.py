@@ -8,6 +8,7 @@ does."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from pathlib import Path
 import orjson
 
 from tribunal.policy.errors import engine_message
-from tribunal.policy.loader import load_policy_set
+from tribunal.policy.loader import PolicySet, load_policy_set
 from tribunal.policy.regorus_engine import VM_KINDS, build_engine, vm_compilable
 
 _TEST_RULE = re.compile(r"^(test_\w+)\b", re.M)
@@ -58,7 +59,7 @@ def run_policy_tests(
     policy_set = load_policy_set(policy_dir, extra_data, include_tests=True)
     engine = build_engine(policy_set)
     pattern = re.compile(name_filter) if name_filter else None
-    report = TestReport(vm_refused=_vm_refused(policy_dir, extra_data))
+    report = TestReport(vm_refused=_vm_refused(policy_set))
     for module in policy_set.modules:
         if not module.is_test:
             continue
@@ -89,6 +90,7 @@ def run_policy_tests(
     return report
 
 
-def _vm_refused(policy_dir: Path | str, extra_data: Iterable[Path]) -> dict[str, str]:
-    policy_set = load_policy_set(policy_dir, extra_data)
-    return vm_compilable(policy_set, orjson.dumps(policy_set.data).decode(), VM_KINDS)[1]
+def _vm_refused(policy_set: PolicySet) -> dict[str, str]:
+    """Per kind, why the RVM refuses the policies of ``policy_set`` without its tests."""
+    policies = dataclasses.replace(policy_set, modules=tuple(m for m in policy_set.modules if not m.is_test))
+    return vm_compilable(policies, orjson.dumps(policies.data).decode(), VM_KINDS)[1]
