@@ -19,6 +19,8 @@ from tribunal.model.trivy import OPERATOR_API_GROUP, TrivyK8sReport, TrivyOperat
 M = TypeVar("M", bound=BaseModel)
 
 MAX_DEPTH = 100
+# orjson.loads refuses objects and arrays nested deeper than this (documented; pinned by a unit test).
+ORJSON_MAX_DEPTH = 1024
 """Deepest nesting accepted. Kubernetes objects and Trivy reports stay under 20 levels; anything near
 Python's recursion limit is hostile, and would crash a recursive validator."""
 
@@ -49,10 +51,12 @@ def detect_kind(doc: Any, source: str = "<input>") -> EvidenceKind:
 def parse_evidence(
     doc: Any, source: str = "<input>", kind: EvidenceKind | None = None, *, raw: bytes | None = None
 ) -> Evidence:
-    """Validate ``doc`` as evidence of ``kind`` (detected when not given). ``raw``, the bytes ``doc``
-    was parsed from, lets a small document skip the depth walk."""
-    if raw is None or may_be_deeper_than(raw, MAX_DEPTH):
+    """Validate ``doc`` as evidence of ``kind`` (detected when not given). ``raw``, the JSON bytes
+    ``doc`` was parsed from, lets the depth be checked in C instead of walking ``doc``."""
+    if raw is None:
         check_depth(doc, source)
+    elif deeper_than(raw, MAX_DEPTH):
+        raise EvidenceError(source, f"nested deeper than {MAX_DEPTH} levels")
     detected = detect_kind(doc, source)
     if kind is not None and detected is not kind:
         raise EvidenceError(source, f"expected {kind.value} evidence, this looks like {detected.value}")
@@ -104,10 +108,21 @@ def review_for_object(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def may_be_deeper_than(raw: bytes, limit: int) -> bool:
-    """False when the JSON text ``raw`` cannot nest deeper than ``limit``: it opens too few objects
-    and arrays (counted in C; far cheaper than walking the parsed document)."""
-    return raw.count(b"{") + raw.count(b"[") > limit
+def deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether the valid JSON text ``raw`` nests objects and arrays deeper than ``limit`` (< 1024).
+
+    Checked in C, without walking the parsed document (which cost 0.26 ms for a 20 KB Deployment
+    review, as much as judging it): a text that opens at most ``limit`` objects and arrays cannot
+    be deeper; otherwise orjson parses it inside ``ORJSON_MAX_DEPTH - limit`` arrays, which it
+    refuses exactly when ``raw`` nests deeper than ``limit`` (brackets inside strings do not count)."""
+    if raw.count(b"{") + raw.count(b"[") <= limit:
+        return False
+    padding = ORJSON_MAX_DEPTH - limit
+    try:
+        orjson.loads(b"[" * padding + raw + b"]" * padding)
+    except orjson.JSONDecodeError:
+        return True
+    return False
 
 
 def check_depth(doc: Any, source: str, limit: int = MAX_DEPTH) -> None:

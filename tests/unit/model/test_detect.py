@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.conftest import falco_alert, pod, review, trivy_report
@@ -18,6 +19,7 @@ from tribunal.model import (
     detect_kind,
     parse_evidence,
 )
+from tribunal.model.detect import ORJSON_MAX_DEPTH, check_depth, deeper_than
 
 
 @pytest.mark.parametrize(
@@ -223,6 +225,49 @@ def test_deep_nesting_is_refused_without_recursion() -> None:
     doc = review(pod())
     doc["request"]["object"]["metadata"]["labels"] = deep
     assert "nested deeper than" in str(_error(doc))
+
+
+def test_orjson_refuses_exactly_past_the_depth_deeper_than_relies_on() -> None:
+    limit = ORJSON_MAX_DEPTH
+    assert orjson.loads(b"[" * limit + b"]" * limit)
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(b"[" * (limit + 1) + b"]" * (limit + 1))
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(b'{"a":' * (limit + 1) + b"1" + b"}" * (limit + 1))
+
+
+def _nested(depth: int) -> bytes:
+    """A JSON text of exactly ``depth`` levels, objects and arrays alternating, with brackets in a
+    string at every level (which must not count)."""
+    text = b'"[{["'
+    for level in range(depth):
+        text = b'{"s": "{{", "a": ' + text + b"}" if level % 2 else b'["]]", ' + text + b"]"
+    return text
+
+
+@pytest.mark.parametrize("limit", [1, 5, 100])
+def test_deeper_than_counts_nesting_exactly(limit: int) -> None:
+    for depth in range(max(1, limit - 3), limit + 4):
+        text = _nested(depth)
+        assert deeper_than(text, limit) is (depth > limit), (depth, limit)
+        assert _walked_deeper(orjson.loads(text), limit) is (depth > limit)
+
+
+def _walked_deeper(doc: Any, limit: int) -> bool:
+    try:
+        check_depth(doc, "x", limit)
+    except EvidenceError:
+        return True
+    return False
+
+
+def test_deep_raw_document_is_refused_with_its_source() -> None:
+    deep = (
+        b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": ' + _nested(120) + b"}"
+    )
+    with pytest.raises(EvidenceError, match="nested deeper than 100 levels") as caught:
+        parse_evidence(orjson.loads(deep), "topic[0]@7", raw=deep)
+    assert caught.value.source == "topic[0]@7"
 
 
 def test_trivy_schema_version_other_than_2() -> None:
