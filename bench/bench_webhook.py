@@ -48,37 +48,47 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fixtures" / "admission"
 INLINE = "tribunal serve, judging on its event loop (inline)"
 BARE = "bare aiohttp handler (ceiling)"
-WRK_SCRIPT = """
-local bodies = {}
-local i = 0
-function init(args)
-  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+# Every request carries a uid of its own, as the API server's do: the bodies hold a placeholder
+# where the uid goes, filled with this wrk run's tag (args[2]) and a counter. With the fixtures' own
+# uids, every verdict after the first 40 would be a redelivery the store skips, not a write.
+LUA_REQUESTS = """
+local prefixes, suffixes = {}, {}
+local i, n = 0, 0
+local tag = ""
+function read_bodies(args)
+  for line in io.lines(args[1]) do
+    local a, b = line:find("@@UID@@", 1, true)
+    prefixes[#prefixes + 1] = line:sub(1, a - 1)
+    suffixes[#suffixes + 1] = line:sub(b + 1)
+  end
+  tag = args[2]
 end
 function request()
-  i = i % #bodies + 1
-  return wrk.format("POST", "/validate", {["Content-Type"] = "application/json"}, bodies[i])
+  i = i % #prefixes + 1
+  n = n + 1
+  local body = prefixes[i] .. tag .. "-" .. n .. suffixes[i]
+  return wrk.format("POST", "/validate", {["Content-Type"] = "application/json"}, body)
 end
 """
-# Paced: after each answer a connection waits an exponential time of mean args[2] ms (wrk rounds a
+WRK_SCRIPT = LUA_REQUESTS + "function init(args) read_bodies(args) end\n"
+# Paced: after each answer a connection waits an exponential time of mean args[3] ms (wrk rounds a
 # delay down to whole milliseconds: + 0.5 keeps the mean), so arrivals over many connections are
 # Poisson, not in lockstep (a fixed delay sent every connection's request at once).
-PACED_SCRIPT = """
-local bodies = {}
-local i = 0
+PACED_SCRIPT = (
+    LUA_REQUESTS
+    + """
 local mean = 0
 function init(args)
-  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
-  mean = tonumber(args[2])
+  read_bodies(args)
+  mean = tonumber(args[3])
   math.randomseed(os.time())
-end
-function request()
-  i = i % #bodies + 1
-  return wrk.format("POST", "/validate", {["Content-Type"] = "application/json"}, bodies[i])
 end
 function delay()
   return -math.log(1 - math.random()) * mean + 0.5
 end
 """
+)
+UID = "@@UID@@"
 
 
 def reviews() -> list[bytes]:
@@ -88,6 +98,7 @@ def reviews() -> list[bytes]:
         doc = orjson.loads(path.read_bytes())
         if doc.get("kind") == "AdmissionReview":
             doc["request"]["namespace"] = doc["request"].get("namespace") or "bench"
+            doc["request"]["uid"] = UID
             docs.append(orjson.dumps(doc))
     return docs
 
@@ -139,6 +150,7 @@ async def wait_ready(url: str, context: ssl.SSLContext) -> None:
 def run_wrk(
     url: str, bodies_file: Path, script: Path, seconds: float, connections: int, *extra: str
 ) -> dict[str, float]:
+    """wrk's figures; ``extra`` goes to the script after the bodies file and this run's uid tag."""
     out = subprocess.run(
         [
             "wrk",
@@ -151,6 +163,7 @@ def run_wrk(
             url,
             "--",
             str(bodies_file),
+            f"{time.time_ns():x}",  # this run's uid tag
             *extra,
         ],
         capture_output=True,
