@@ -4,6 +4,7 @@ from the first schema, two writer processes, queries with pagination, retention.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 from collections import Counter
 from datetime import timedelta
@@ -26,6 +27,7 @@ from tribunal.store import (
     create_store_engine,
     migrate,
     schema_version_of,
+    write,
 )
 from tribunal.store import schema as tables
 
@@ -339,3 +341,41 @@ async def test_the_action_outbox_hands_back_what_was_recorded_but_never_acted_on
         await store.settle_actions(["o1", "o3"])
         assert await store.record_to_act(later) == []  # every action settled: never again
         assert (await store.counts())["evidence"] == 4  # recorded once each, whatever was redelivered
+
+
+async def test_a_large_batch_lets_the_event_loop_turn_every_few_records(
+    database_url: str, make_record: MakeRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write shares the loop with the webhook: between two turns of the loop it builds the rows
+    of at most ``PACE`` records (evidence) and ``4 * PACE`` findings, however large the batch."""
+    built = {"evidence": 0, "findings": 0}
+    evidence_row, finding_row = write.RecordWriter._evidence_row, write._Finding.row
+
+    def counting_evidence_row(self: write.RecordWriter, item: write._Item) -> tuple[object, ...]:
+        built["evidence"] += 1
+        return evidence_row(self, item)
+
+    def counting_finding_row(self: write._Finding, time: object) -> tuple[object, ...]:
+        built["findings"] += 1
+        return finding_row(self, time)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(write.RecordWriter, "_evidence_row", counting_evidence_row)
+    monkeypatch.setattr(write._Finding, "row", counting_finding_row)
+    records = [
+        make_record(f"big{i}", name=f"p{i}", privileged=True, minutes=i) for i in range(5 * write.PACE)
+    ]
+    seen: list[tuple[int, int]] = []
+
+    async def ticker() -> None:
+        while True:
+            seen.append((built["evidence"], built["findings"]))
+            await asyncio.sleep(0)
+
+    async with SqlStore(database_url) as store:
+        task = asyncio.create_task(ticker())
+        await store.record(records)
+        task.cancel()
+    assert built["evidence"] == len(records) and built["findings"] >= len(records)
+    steps = list(itertools.pairwise(seen))
+    assert max(b[0] - a[0] for a, b in steps) <= write.PACE
+    assert max(b[1] - a[1] for a, b in steps) <= 4 * write.PACE
