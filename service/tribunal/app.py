@@ -14,6 +14,8 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Info, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from tribunal.actions import ImageBlocklist, build_dispatcher, policy_reloader
 from tribunal.actions.outbox import OutboxSweep
@@ -102,6 +104,27 @@ class _LatePublisher:
         await self.source.publish(topic, value, key)
 
 
+class RecorderMetrics(Collector):
+    """The background recorder's queue and counts, read when scraped: how far the store lags."""
+
+    def __init__(self, recorder: BackgroundRecorder) -> None:
+        self._recorder = recorder
+
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        recorder = self._recorder
+        yield GaugeMetricFamily(
+            "tribunal_recorder_queue", "Verdicts waiting to be written to the store.", value=recorder.queued
+        )
+        yield CounterMetricFamily(
+            "tribunal_recorder_written", "Verdicts written to the store.", value=recorder.recorded
+        )
+        yield CounterMetricFamily(
+            "tribunal_recorder_failed",
+            "Verdicts whose write failed (each failure is logged).",
+            value=recorder.failed,
+        )
+
+
 def build_server(
     settings: Settings, registry: CollectorRegistry | None = None, recorder: Recorder | None = None
 ) -> Server:
@@ -121,6 +144,7 @@ def build_server(
     # The store records unless a recorder is given (tests); the read API always reads the store.
     components: list[Component] = [store] if recorder is not None else []
     background_recorder = BackgroundRecorder(sink)
+    registry.register(RecorderMetrics(background_recorder))
     # The server's event loop (TLS, HTTP, recording, the consumers) keeps a core of its own: on 2 cores
     # one worker judging with a batch always queued answered more reviews/s than two (benchmarks.md).
     pool = build_judge_pool(settings, runtime, spare_cores=1)

@@ -265,6 +265,14 @@ async def test_health_readiness_and_metrics(start_server: StartServer, http) -> 
     assert 'tribunal_admission_requests_total{decision="deny"} 1.0' in text
     assert 'tribunal_admission_request_seconds_count{decision="deny"} 1.0' in text
     assert 'tribunal_policy_info{engine="regorus",revision=' in text
+    assert "tribunal_recorder_queue " in text and "tribunal_recorder_failed_total 0.0" in text
+    for _ in range(100):  # the verdict is written in the background
+        if "tribunal_recorder_written_total 1.0" in text:
+            break
+        await asyncio.sleep(0.05)
+        async with http.get(f"{server.url}/metrics") as resp:
+            text = await resp.text()
+    assert "tribunal_recorder_written_total 1.0" in text
 
 
 async def test_a_bad_policy_edit_is_reported_and_the_last_good_revision_serves(  # type: ignore[no-untyped-def]

@@ -202,6 +202,11 @@ class BackgroundRecorder:
             self._task = None
         await self.recorder.stop()
 
+    @property
+    def queued(self) -> int:
+        """Records waiting to be written."""
+        return self._queue.qsize()
+
     def submit(self, record: Record) -> None:
         """Queue ``record``; raises asyncio.QueueFull when the queue is full (use ``put``)."""
         self._queue.put_nowait(record)
