@@ -19,7 +19,7 @@ from tribunal.model import (
     detect_kind,
     parse_evidence,
 )
-from tribunal.model.detect import ORJSON_MAX_DEPTH, check_depth, deeper_than
+from tribunal.model.detect import DEPTH_PARSE_MAX_BYTES, ORJSON_MAX_DEPTH, check_depth, deeper_than
 
 
 @pytest.mark.parametrize(
@@ -307,3 +307,15 @@ def test_grouped_manifest_kind_keeps_group_and_version() -> None:
     assert isinstance(evidence.body, AdmissionReview)
     assert evidence.body.request is not None
     assert (evidence.body.request.kind.group, evidence.body.request.kind.version) == ("apps", "v1")
+
+
+def test_a_deep_document_past_the_parse_size_is_refused_by_the_walk() -> None:
+    pad = b" " * (DEPTH_PARSE_MAX_BYTES + 1)
+    deep = (
+        b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": '
+        + _nested(120)
+        + pad
+        + b"}"
+    )
+    with pytest.raises(EvidenceError, match="nested deeper than 100 levels"):
+        parse_evidence(orjson.loads(deep), "big.json", raw=deep)
