@@ -19,14 +19,14 @@ from tribunal.model.trivy import OPERATOR_API_GROUP, TrivyK8sReport, TrivyOperat
 M = TypeVar("M", bound=BaseModel)
 
 MAX_DEPTH = 100
+"""Deepest nesting accepted. Kubernetes objects and Trivy reports stay under 20 levels; anything near
+Python's recursion limit is hostile, and would crash a recursive validator."""
 # orjson.loads refuses objects and arrays nested deeper than this (documented; pinned by a unit test).
 ORJSON_MAX_DEPTH = 1024
 # Up to this size the depth is checked by parsing the raw text again in C (deeper_than); above it by
 # walking the parsed document, which costs about as much for a large report (measured: 14-21 ms
 # either way for a 3.3 MB Trivy report) without holding a second copy of it in memory (48 MB there).
 DEPTH_PARSE_MAX_BYTES = 256 * 1024
-"""Deepest nesting accepted. Kubernetes objects and Trivy reports stay under 20 levels; anything near
-Python's recursion limit is hostile, and would crash a recursive validator."""
 
 
 def detect_kind(doc: Any, source: str = "<input>") -> EvidenceKind:
