@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import text
@@ -31,6 +31,8 @@ CHUNK = 500  # rows per multi-row statement or IN (...) list: far below either d
 # the webhook: a batch of 25 admission verdicts built in one go held the loop up to 4-7 ms, which
 # was the webhook's p99 at 500 reviews/s (docs/benchmarks.md).
 PACE = 8
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Column order of the tuples built below (the tables are in schema.py; a test checks they match).
 EVIDENCE_COLUMNS = (
@@ -211,42 +213,20 @@ class RecordWriter:
     async def write(self, conn: AsyncConnection, records: Sequence[Record]) -> list[Record]:
         """Write ``records`` (unique evidence ids, sorted: one lock order for every writer); returns
         the ones new to the store, whose verdicts, violations, actions, findings and rollups follow."""
-        items: list[_Item] = []
-        for i in range(0, len(records), PACE):
-            items.extend(self._item(r) for r in records[i : i + PACE])
-            await _yield()
+        items = await _paced(records, lambda r: (self._item(r),))
         new_ids: set[str] = set()
         for i in range(0, len(items), CHUNK):
             chunk = items[i : i + CHUNK]
             sql = self._insert_sql(
                 "evidence", EVIDENCE_COLUMNS, " ON CONFLICT (id) DO NOTHING RETURNING id", len(chunk)
             )
-            params: list[Any] = []
-            for j in range(0, len(chunk), PACE):
-                params.extend(value for item in chunk[j : j + PACE] for value in self._evidence_row(item))
-                await _yield()
+            params = await _paced(chunk, self._evidence_row)
             new_ids.update(row[0] for row in await conn.exec_driver_sql(sql, tuple(params)))
         fresh = [item for item in items if item.id in new_ids]
         if not fresh:
             return []
         await self._executemany(conn, self._verdicts_sql, [self._verdict_row(item) for item in fresh])
-        violations: list[tuple[Any, ...]] = []
-        for i in range(0, len(fresh), PACE):
-            violations.extend(
-                (
-                    item.id,
-                    x.policy,
-                    x.severity.value,
-                    x.enforcement.value,
-                    x.msg,
-                    dumps(x.controls),
-                    dumps(x.details),
-                    x.exception,
-                )
-                for item in fresh[i : i + PACE]
-                for x in item.record.verdict.violations
-            )
-            await _yield()
+        violations = await _paced(fresh, self._violation_rows)
         await self._executemany(conn, self._violations_sql, violations)
         await self._executemany(
             conn,
@@ -288,6 +268,14 @@ class RecordWriter:
             r.evidence_id, r.kind.value, item.stored_at, r.source, key, namespace, subject,
             zlib.compress(raw, self.compress_level), len(raw), None,
         )  # fmt: skip
+
+    @staticmethod
+    def _violation_rows(item: _Item) -> Iterable[tuple[Any, ...]]:
+        for x in item.record.verdict.violations:
+            yield (
+                item.id, x.policy, x.severity.value, x.enforcement.value, x.msg, dumps(x.controls),
+                dumps(x.details), x.exception,
+            )  # fmt: skip
 
     def _verdict_row(self, item: _Item) -> tuple[Any, ...]:
         v = item.record.verdict
@@ -379,10 +367,7 @@ class RecordWriter:
             return self._time(value) if found is None else found
 
         changed = sorted((f for f in current.values() if f.changed), key=lambda f: (f.policy, f.subject_key))
-        rows: list[tuple[Any, ...]] = []
-        for i in range(0, len(changed), 4 * PACE):
-            rows.extend(f.row(time) for f in changed[i : i + 4 * PACE])
-            await _yield()
+        rows = await _paced(changed, lambda f: (f.row(time),), 4 * PACE)
         await self._executemany(conn, self._findings_sql, rows)
 
     async def _update_rollups(self, conn: AsyncConnection, fresh: list[_Item]) -> None:
@@ -411,6 +396,16 @@ class RecordWriter:
 async def _yield() -> None:
     """Let the event loop run whatever else is ready (see PACE)."""
     await asyncio.sleep(0)
+
+
+async def _paced(items: Sequence[T], build: Callable[[T], Iterable[R]], every: int = PACE) -> list[R]:
+    """Everything ``build`` makes of ``items``, in one list, letting the loop turn every ``every`` items."""
+    built: list[R] = []
+    for i in range(0, len(items), every):
+        for item in items[i : i + every]:
+            built.extend(build(item))
+        await _yield()
+    return built
 
 
 def _lock_key(key: str) -> int:
