@@ -1,6 +1,8 @@
-"""The SQL store's write path: rows built as tuples and written with the driver's executemany
-(``exec_driver_sql``), skipping SQLAlchemy's per-row parameter processing, which cost more than
-everything else in a write.
+"""The SQL store's write path: rows built as tuples and written with the driver's executemany,
+skipping SQLAlchemy's per-row parameter processing, which cost more than everything else in a write.
+On SQLite the statements go to aiosqlite itself, inside the transaction SQLAlchemy began: through
+SQLAlchemy's adapter every statement took four trips to aiosqlite's thread (cursor, execute, fetch,
+close; 0.46 ms of CPU) where aiosqlite takes one (0.08 ms), and a batch has about ten.
 
 Values are stored exactly as the column types in ``schema.py`` store them, so reads, reports,
 migrations and databases written before keep working: on SQLite times are naive UTC text
@@ -16,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from sqlalchemy import text
@@ -87,6 +89,45 @@ def stored_time(value: Any) -> datetime:
 
 def _identity(value: Any) -> Any:
     return value
+
+
+class _Statements(Protocol):
+    """Runs statements in the caller's write transaction, with the driver's placeholders."""
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]: ...
+
+    async def run_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None: ...
+
+
+class _AlchemyStatements:
+    """Through SQLAlchemy (PostgreSQL: asyncpg's transaction starts with SQLAlchemy's first statement,
+    so statements sent to asyncpg directly could run outside it)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
+        return list(await self.conn.exec_driver_sql(sql, tuple(params)))
+
+    async def run_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            await self.conn.exec_driver_sql(sql, rows)
+
+
+class _AiosqliteStatements:
+    """Straight to aiosqlite: one trip to its thread per statement (SQLite's BEGIN IMMEDIATE was sent
+    when the transaction began, so they run inside it)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection  # aiosqlite.Connection
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> Sequence[Sequence[Any]]:
+        rows: Sequence[Sequence[Any]] = await self.connection.execute_fetchall(sql, params)
+        return rows
+
+    async def run_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            await self.connection.executemany(sql, rows)
 
 
 @dataclass(slots=True)
@@ -213,6 +254,7 @@ class RecordWriter:
     async def write(self, conn: AsyncConnection, records: Sequence[Record]) -> list[Record]:
         """Write ``records`` (unique evidence ids, sorted: one lock order for every writer); returns
         the ones new to the store, whose verdicts, violations, actions, findings and rollups follow."""
+        run = await self._statements(conn)
         items = await _paced(records, lambda r: (self._item(r),))
         new_ids: set[str] = set()
         for i in range(0, len(items), CHUNK):
@@ -221,32 +263,32 @@ class RecordWriter:
                 "evidence", EVIDENCE_COLUMNS, " ON CONFLICT (id) DO NOTHING RETURNING id", len(chunk)
             )
             params = await _paced(chunk, self._evidence_row)
-            new_ids.update(row[0] for row in await conn.exec_driver_sql(sql, tuple(params)))
+            new_ids.update(row[0] for row in await run.fetch(sql, params))
         fresh = [item for item in items if item.id in new_ids]
         if not fresh:
             return []
-        await self._executemany(conn, self._verdicts_sql, [self._verdict_row(item) for item in fresh])
+        await run.run_many(self._verdicts_sql, [self._verdict_row(item) for item in fresh])
         violations = await _paced(fresh, self._violation_rows)
-        await self._executemany(conn, self._violations_sql, violations)
-        await self._executemany(
-            conn,
+        await run.run_many(self._violations_sql, violations)
+        await run.run_many(
             self._actions_sql,
             [row for item in fresh for row in self.action_rows(item.id, item.record.actions)],
         )
-        await self._update_findings(conn, fresh)
-        await self._update_rollups(conn, fresh)
+        await self._update_findings(conn, run, fresh)
+        await self._update_rollups(run, fresh)
         return [item.record for item in fresh]
 
     async def write_actions(
         self, conn: AsyncConnection, evidence_id: str, outcomes: Sequence[dict[str, Any]]
     ) -> None:
         """Add action outcomes to recorded evidence."""
-        await self._executemany(conn, self._actions_sql, list(self.action_rows(evidence_id, outcomes)))
+        run = await self._statements(conn)
+        await run.run_many(self._actions_sql, list(self.action_rows(evidence_id, outcomes)))
 
-    @staticmethod
-    async def _executemany(conn: AsyncConnection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            await conn.exec_driver_sql(sql, rows)
+    async def _statements(self, conn: AsyncConnection) -> _Statements:
+        if self.postgresql:
+            return _AlchemyStatements(conn)
+        return _AiosqliteStatements((await conn.get_raw_connection()).driver_connection)
 
     def _item(self, r: Record) -> _Item:
         at = aware(r.received_at)
@@ -295,7 +337,7 @@ class RecordWriter:
                 orjson.dumps(outcome, default=str).decode(),
             )
 
-    async def _update_findings(self, conn: AsyncConnection, fresh: list[_Item]) -> None:
+    async def _update_findings(self, conn: AsyncConnection, run: _Statements, fresh: list[_Item]) -> None:
         """Apply the new verdicts, oldest first, to the findings of their subjects: a violated policy
         opens (or excepts) its finding; a later verdict without it resolves it."""
         keys = sorted({item.key for item in fresh})
@@ -315,7 +357,7 @@ class RecordWriter:
             chunk = keys[i : i + CHUNK]
             marks = self._marks(1, len(chunk))
             sql = f"SELECT {', '.join(FINDING_COLUMNS)} FROM findings WHERE subject_key IN {marks}"
-            for n, row in enumerate(await conn.exec_driver_sql(sql, tuple(chunk)), 1):
+            for n, row in enumerate(await run.fetch(sql, chunk), 1):
                 if n % (4 * PACE) == 0:  # a subject has ~4 findings: as many as PACE records make
                     await _yield()
                 loaded = _Finding.load(row)
@@ -368,9 +410,9 @@ class RecordWriter:
 
         changed = sorted((f for f in current.values() if f.changed), key=lambda f: (f.policy, f.subject_key))
         rows = await _paced(changed, lambda f: (f.row(time),), 4 * PACE)
-        await self._executemany(conn, self._findings_sql, rows)
+        await run.run_many(self._findings_sql, rows)
 
-    async def _update_rollups(self, conn: AsyncConnection, fresh: list[_Item]) -> None:
+    async def _update_rollups(self, run: _Statements, fresh: list[_Item]) -> None:
         activity: dict[tuple[date, str, str], list[int]] = {}
         for item in fresh:
             v = item.record.verdict
@@ -383,11 +425,10 @@ class RecordWriter:
             (item.day, item.namespace, x.policy) for item in fresh for x in item.record.verdict.violations
         )
         day = self._day
-        await self._executemany(
-            conn, self._activity_sql, [(day(d), ns, k, *c) for (d, ns, k), c in sorted(activity.items())]
+        await run.run_many(
+            self._activity_sql, [(day(d), ns, k, *c) for (d, ns, k), c in sorted(activity.items())]
         )
-        await self._executemany(
-            conn,
+        await run.run_many(
             self._daily_violations_sql,
             [(day(d), ns, p, n) for (d, ns, p), n in sorted(per_policy.items())],
         )
