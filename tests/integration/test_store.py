@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import sys
 from collections import Counter
 from datetime import timedelta
+from enum import Enum
 
 import pytest
 from sqlalchemy import func, select, text
@@ -15,7 +17,7 @@ from sqlalchemy import func, select, text
 from tests.conftest import PROJECT
 from tests.integration.conftest import T0, MakeRecord
 from tests.integration.store_writer import numbered_record
-from tribunal.model import Decision
+from tribunal.model import Decision, Severity, Violation
 from tribunal.store import (
     SCHEMA_VERSION,
     FindingQuery,
@@ -269,6 +271,95 @@ async def test_two_writer_processes_record_overlapping_evidence_once(database_ur
     for f in findings:
         still = any(v.policy == f.policy for v in latest[f.subject_key].verdict.violations)
         assert f.status is (FindingStatus.OPEN if still else FindingStatus.RESOLVED), f
+
+
+def _violations(rng: random.Random) -> list[Violation]:
+    """Zero to three violations of policies p1..p3 (a policy sometimes twice), some excepted."""
+    out = []
+    for policy in rng.sample(["p1", "p2", "p3", "p1"], rng.randint(0, 3)):
+        out.append(
+            Violation(
+                policy=policy,
+                msg=f"{policy} says {rng.randint(0, 9)}",
+                severity=rng.choice(list(Severity)),
+                controls=rng.sample(["c1", "c2", "c3"], rng.randint(1, 2)),
+                exception=rng.choice([None, None, "ticket-1", "ticket-2"]),
+            )
+        )
+    return out
+
+
+def _fold(batches: list[list[Record]]) -> dict[tuple[str, str], dict[str, object]]:
+    """What the findings should be: each batch's verdicts taken one by one, oldest first."""
+    found: dict[tuple[str, str], dict[str, object]] = {}
+    for batch in batches:
+        for r in sorted(batch, key=lambda r: (r.received_at, r.evidence_id)):
+            v, t, eid = r.verdict, r.received_at, r.evidence_id
+            key, kind = v.subject.key(), v.kind.value
+            by_policy: dict[str, list[Violation]] = {}
+            for x in v.violations:
+                by_policy.setdefault(x.policy, []).append(x)
+            for policy, xs in by_policy.items():
+                state = {
+                    "status": "excepted" if all(x.exception for x in xs) else "open",
+                    "msg": xs[0].msg,
+                    "severity": max((x.severity for x in xs), key=lambda s: s.rank).value,
+                    "controls": sorted({c for x in xs for c in x.controls}),
+                    "exception": next((x.exception for x in xs if x.exception), None),
+                    "last_evidence_id": eid,
+                }
+                f = found.get((policy, key))
+                if f is None:
+                    f = found[(policy, key)] = {
+                        "kind": kind, "first_seen": t, "first_evidence_id": eid, "last_seen": t,
+                        "count": 0, "last_judged": t, "resolved_at": None, **state,
+                    }  # fmt: skip
+                else:
+                    if t < f["first_seen"]:  # type: ignore[operator]
+                        f["first_seen"], f["first_evidence_id"] = t, eid
+                    if t >= f["last_seen"]:  # type: ignore[operator]
+                        f.update(state, last_seen=t, resolved_at=None)
+                f["count"] += 1  # type: ignore[operator]
+            for (policy, k), f in found.items():
+                if k != key or f["kind"] != kind:
+                    continue
+                f["last_judged"] = max(f["last_judged"], t)  # type: ignore[type-var]
+                if policy not in by_policy and f["status"] != "resolved" and t > f["last_seen"]:  # type: ignore[operator]
+                    f["status"], f["resolved_at"] = "resolved", t
+    return found
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_findings_match_the_verdicts_taken_one_by_one(
+    database_url: str, make_record: MakeRecord, seed: int
+) -> None:
+    """Random histories on three pods (late and same-time verdicts, repeated and excepted policies,
+    batches of 1 to 40) give the findings that taking every verdict in turn gives."""
+    rng = random.Random(seed)
+    batches: list[list[Record]] = []
+    n = 0
+    for _ in range(12):
+        batch = []
+        for _ in range(rng.randint(1, 40)):
+            base = make_record(
+                f"s{seed}-{n:04d}", name=f"web-{rng.randint(0, 2)}", minutes=rng.randint(0, 60)
+            )
+            n += 1
+            verdict = base.verdict.model_copy(update={"violations": _violations(rng)})
+            batch.append(Record(base.evidence, verdict, raw=base.raw))
+        batches.append(batch)
+    async with SqlStore(database_url) as store:
+        for batch in batches:
+            await store.record(batch)
+        stored = {
+            (f.policy, f.subject_key): f for f in (await store.findings(FindingQuery(limit=1000))).items
+        }
+    want = _fold(batches)
+    assert stored.keys() == want.keys()
+    for k, f in stored.items():
+        got = f.model_dump(include=set(want[k]) - {"kind"})
+        got = {name: value.value if isinstance(value, Enum) else value for name, value in got.items()}
+        assert got == {name: value for name, value in want[k].items() if name != "kind"}, k
 
 
 def test_the_write_path_covers_every_column() -> None:

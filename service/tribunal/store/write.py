@@ -62,6 +62,45 @@ _OPEN, _EXCEPTED, _RESOLVED = (
 )  # fmt: skip
 
 
+# How a findings row of one write merges into the stored one (in SET, ``findings`` is the stored
+# row): the latest violating verdict's state wins, the earliest first seen is kept, counts add up.
+_LATEST = "excluded.last_seen >= findings.last_seen"
+_EARLIEST = "excluded.first_seen < findings.first_seen"
+_MERGE_FINDING = ", ".join(
+    [
+        *(
+            f"{c} = CASE WHEN {_LATEST} THEN excluded.{c} ELSE findings.{c} END"
+            for c in ("severity", "status", "msg", "controls", "exception", "last_evidence_id", "last_seen")
+        ),
+        f"resolved_at = CASE WHEN {_LATEST} THEN NULL ELSE findings.resolved_at END",
+        *(
+            f"{c} = CASE WHEN {_EARLIEST} THEN excluded.{c} ELSE findings.{c} END"
+            for c in ("first_evidence_id", "first_seen")
+        ),
+        "count = findings.count + excluded.count",
+        "last_judged = CASE WHEN excluded.last_judged > findings.last_judged"
+        " THEN excluded.last_judged ELSE findings.last_judged END",
+    ]
+)
+# Judgements ``judged`` (subject, kind, time) applied to their subjects' findings: the latest time is
+# the last judged; a finding not yet resolved is resolved by the first judgement after its last
+# violation (every such judgement is one without it).
+_JUDGE_FINDINGS = f"""UPDATE findings SET
+  last_judged = CASE WHEN j.latest > findings.last_judged THEN j.latest ELSE findings.last_judged END,
+  status = CASE WHEN j.resolves IS NULL OR findings.status = '{_RESOLVED}' THEN findings.status
+    ELSE '{_RESOLVED}' END,
+  resolved_at = CASE WHEN j.resolves IS NULL OR findings.status = '{_RESOLVED}' THEN findings.resolved_at
+    ELSE j.resolves END
+FROM (
+  SELECT f.policy, f.subject_key, max(b.at) AS latest,
+    min(CASE WHEN b.at > f.last_seen THEN b.at END) AS resolves
+  FROM findings AS f JOIN judged AS b ON f.subject_key = b.subject_key AND f.kind = b.kind
+  GROUP BY f.policy, f.subject_key
+) AS j
+WHERE findings.policy = j.policy AND findings.subject_key = j.subject_key
+  AND (j.latest > findings.last_judged OR (j.resolves IS NOT NULL AND findings.status <> '{_RESOLVED}'))"""
+
+
 def dumps(value: Any) -> str:
     """JSON text as the store keeps it (sorted keys)."""
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
@@ -78,13 +117,6 @@ def sqlite_time(value: datetime) -> str:
     if value.tzinfo is not UTC:
         value = aware(value)
     return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
-
-
-def stored_time(value: Any) -> datetime:
-    """A time as read back by the driver (text on SQLite, a datetime on PostgreSQL), aware UTC."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return aware(value)
 
 
 def _identity(value: Any) -> Any:
@@ -146,7 +178,9 @@ class _Item:
 
 @dataclass(slots=True)
 class _Finding:
-    """A findings row (times aware UTC) being updated in memory within one write transaction."""
+    """What one write's verdicts say about a (policy, subject) finding (times aware UTC): the
+    earliest and the latest violating verdict, with the latest one's state, and how many violated.
+    The upsert merges it into the stored row (see ``_MERGE_FINDING``)."""
 
     policy: str
     subject_key: str
@@ -164,17 +198,6 @@ class _Finding:
     controls: str
     exception: str | None
     last_judged: datetime
-    resolved_at: datetime | None
-    changed: bool = False
-
-    @classmethod
-    def load(cls, row: Sequence[Any]) -> _Finding:
-        """From a row selected as ``FINDING_COLUMNS``."""
-        return cls(
-            row[0], row[1], row[2], row[3], row[4], row[5], row[6], stored_time(row[7]),
-            stored_time(row[8]), row[9], row[10], row[11], row[12], row[13], row[14],
-            stored_time(row[15]), None if row[16] is None else stored_time(row[16]),
-        )  # fmt: skip
 
     def see(self, items: list[Violation], at: datetime, evidence_id: str) -> None:
         """Take the state of the latest violating verdict: ``items``, this policy's violations in it."""
@@ -188,13 +211,12 @@ class _Finding:
             severity = max((x.severity for x in items), key=lambda s: s.rank)
             controls = sorted({c for x in items for c in x.controls})
         self.status = _EXCEPTED if excepted else _OPEN
-        self.last_seen = at
+        self.last_seen = self.last_judged = at
         self.last_evidence_id = evidence_id
         self.msg = first.msg
         self.controls = dumps(controls)
         self.exception = exception
         self.severity = severity.value
-        self.resolved_at = None
 
     def row(self, time: Callable[[datetime], Any]) -> tuple[Any, ...]:
         """The row as ``FINDING_COLUMNS``, times through ``time``."""
@@ -202,7 +224,7 @@ class _Finding:
             self.policy, self.subject_key, self.kind, self.namespace, self.subject, self.severity,
             self.status, time(self.first_seen), time(self.last_seen), self.count,
             self.first_evidence_id, self.last_evidence_id, self.msg, self.controls, self.exception,
-            time(self.last_judged), None if self.resolved_at is None else time(self.resolved_at),
+            time(self.last_judged), None,
         )  # fmt: skip
 
 
@@ -218,11 +240,8 @@ class RecordWriter:
         self._verdicts_sql = self._insert_sql("verdicts", VERDICT_COLUMNS)
         self._violations_sql = self._insert_sql("violations", VIOLATION_COLUMNS)
         self._actions_sql = self._insert_sql("action_outcomes", ACTION_COLUMNS)
-        updated = ", ".join(f"{c} = excluded.{c}" for c in FINDING_COLUMNS[2:])
         self._findings_sql = self._insert_sql(
-            "findings",
-            FINDING_COLUMNS,
-            f" ON CONFLICT (policy, subject_key) DO UPDATE SET {updated}",
+            "findings", FINDING_COLUMNS, f" ON CONFLICT (policy, subject_key) DO UPDATE SET {_MERGE_FINDING}"
         )
         self._activity_sql = self._insert_sql(
             "daily_activity",
@@ -338,8 +357,10 @@ class RecordWriter:
             )
 
     async def _update_findings(self, conn: AsyncConnection, run: _Statements, fresh: list[_Item]) -> None:
-        """Apply the new verdicts, oldest first, to the findings of their subjects: a violated policy
-        opens (or excepts) its finding; a later verdict without it resolves it."""
+        """Apply the new verdicts to the findings of their subjects: a violated policy opens (or
+        excepts) its finding; a later verdict without it resolves it. The verdicts are summed up
+        here, one row per (policy, subject), and the database merges that with what it holds: no
+        finding is read back into Python."""
         keys = sorted({item.key for item in fresh})
         if self.postgresql:
             # Serialise writers per subject (sorted: no deadlock); SQLite's BEGIN IMMEDIATE already does.
@@ -351,66 +372,61 @@ class RecordWriter:
                 ),
                 {"keys": locks},
             )
-        current: dict[tuple[str, str], _Finding] = {}
-        by_subject: dict[tuple[str, str], list[_Finding]] = {}
-        for i in range(0, len(keys), CHUNK):
-            chunk = keys[i : i + CHUNK]
-            marks = self._marks(1, len(chunk))
-            sql = f"SELECT {', '.join(FINDING_COLUMNS)} FROM findings WHERE subject_key IN {marks}"
-            for n, row in enumerate(await run.fetch(sql, chunk), 1):
-                if n % (4 * PACE) == 0:  # a subject has ~4 findings: as many as PACE records make
-                    await _yield()
-                loaded = _Finding.load(row)
-                current[(loaded.policy, loaded.subject_key)] = loaded
-                by_subject.setdefault((loaded.subject_key, loaded.kind), []).append(loaded)
-
+        found: dict[tuple[str, str], _Finding] = {}
+        judged: dict[tuple[str, str, datetime], None] = {}  # (subject, kind, time): ordered, unique
         for n, item in enumerate(sorted(fresh, key=lambda item: (item.at, item.id)), 1):
             if n % PACE == 0:
                 await _yield()
             v, t, eid, key = item.record.verdict, item.at, item.id, item.key
             kind = v.kind.value
+            judged[(key, kind, t)] = None
             violated: dict[str, list[Violation]] = {}
             for x in v.violations:
                 violated.setdefault(x.policy, []).append(x)
             for policy, items in violated.items():
-                found = current.get((policy, key))
-                if found is None:
-                    found = _Finding(
+                f = found.get((policy, key))
+                if f is None:
+                    f = found[(policy, key)] = _Finding(
                         policy, key, kind, item.namespace, item.subject, "", "", t, t, 0, eid, eid, "",
-                        "", None, t, None,
+                        "", None, t,
                     )  # fmt: skip
-                    found.see(items, t, eid)
-                    current[(policy, key)] = found
-                    by_subject.setdefault((key, kind), []).append(found)
-                else:
-                    if t < found.first_seen:
-                        found.first_seen, found.first_evidence_id = t, eid
-                    if t >= found.last_seen:
-                        found.see(items, t, eid)
-                    if t > found.last_judged:
-                        found.last_judged = t
-                found.count += 1
-                found.changed = True
-            for f in by_subject.get((key, kind), ()):
-                if f.policy in violated:
-                    continue
-                if t > f.last_judged:
-                    f.last_judged = t
-                    f.changed = True
-                if f.status != _RESOLVED and t > f.last_seen:
-                    f.status, f.resolved_at = _RESOLVED, t
-                    f.changed = True
+                f.see(items, t, eid)  # in time order: the latest verdict's state wins
+                f.count += 1
 
         # Most times written are the new verdicts': convert each once.
         stored = {item.at: item.stored_at for item in fresh}
 
         def time(value: datetime) -> Any:
-            found = stored.get(value)
-            return self._time(value) if found is None else found
+            got = stored.get(value)
+            return self._time(value) if got is None else got
 
-        changed = sorted((f for f in current.values() if f.changed), key=lambda f: (f.policy, f.subject_key))
-        rows = await _paced(changed, lambda f: (f.row(time),), 4 * PACE)
-        await run.run_many(self._findings_sql, rows)
+        merged = sorted(found.values(), key=lambda f: (f.policy, f.subject_key))
+        rows = await _paced(merged, lambda f: (f.row(time),), 4 * PACE)
+        for i in range(0, len(rows), CHUNK):
+            await run.run_many(self._findings_sql, rows[i : i + CHUNK])
+        # Then the judgements: the latest time on each subject, and the first after a finding's last
+        # violation resolves it. Chunks go oldest first, so the earliest resolving one is kept.
+        judgements = [(key, kind, time(t)) for key, kind, t in judged]
+        for i in range(0, len(judgements), CHUNK):
+            chunk = judgements[i : i + CHUNK]
+            params: tuple[Any, ...]
+            if self.postgresql:
+                params = tuple(list(column) for column in zip(*chunk, strict=True))
+            else:
+                params = tuple(value for row in chunk for value in row)
+            await run.run_many(self._judge_sql(len(chunk)), [params])
+
+    def _judge_sql(self, rows: int) -> str:
+        """The statement that applies judgements (subject, kind, time) to the subjects' findings:
+        ``rows`` of them on SQLite, three arrays on PostgreSQL."""
+        if self.postgresql:
+            judged = (
+                "SELECT * FROM unnest(CAST($1 AS text[]), CAST($2 AS text[]), CAST($3 AS timestamptz[]))"
+                " AS b(subject_key, kind, at)"
+            )
+        else:
+            judged = f"VALUES {self._marks(rows, 3)}"
+        return f"WITH judged(subject_key, kind, at) AS ({judged}) {_JUDGE_FINDINGS}"
 
     async def _update_rollups(self, run: _Statements, fresh: list[_Item]) -> None:
         activity: dict[tuple[date, str, str], list[int]] = {}
