@@ -219,8 +219,7 @@ def _worker_main(sock: socket.socket, spec: JudgeSpec) -> None:
             except Exception as exc:  # a bug, not a bad document (judge_items never raises for one)
                 reply = ("error", f"{type(exc).__name__}: {exc}")
             data = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
-            sock.sendall(_FRAME.pack(len(data)))
-            sock.sendall(data)
+            sock.sendall(_FRAME.pack(len(data)) + data)  # one frame, one send (see _Worker.call)
 
 
 def _recv_frame(sock: socket.socket) -> bytes | None:
@@ -267,8 +266,8 @@ class _Worker:
         future: asyncio.Future[tuple[str, object]] = asyncio.get_running_loop().create_future()
         self._waiting.append(future)
         try:
-            self._writer.write(_FRAME.pack(len(request)))
-            self._writer.write(request)
+            # One write, one frame: sent in two, the worker woke for the header alone.
+            self._writer.write(_FRAME.pack(len(request)) + request)
             await self._writer.drain()
         except (ConnectionError, OSError):
             self._fail()
