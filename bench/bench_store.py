@@ -2,14 +2,15 @@
 
 Judges the shared AdmissionReviews (../shared/fixtures/admission when present, else examples/) N times
 over (default 5,000), each copy with a unique uid and one of 100 namespaces, so every record is new
-evidence and findings see a realistic number of subjects; then records them in batches of 500 into a
-fresh database (SQLite: a temporary file in WAL mode; PostgreSQL: a database created and dropped) and
-prints verdicts/s and CPU ms per verdict (``time.process_time``: this process only, so the database
-server's own work is not counted). Beside it, the ceiling measured in the same run: the same number
-of evidence, verdict and violation rows, pre-built as tuples, inserted with the driver's executemany
-(no SQLAlchemy, no findings or rollups). Also compares zlib levels on the raw bodies.
+evidence and findings see a realistic number of subjects; then records them in batches of --batch
+(default 500) into a fresh database (SQLite: a temporary file in WAL mode; PostgreSQL: a database
+created and dropped) and prints verdicts/s and CPU ms per verdict (``time.process_time``: this
+process only, so the database server's own work is not counted). Beside it, the ceiling measured in
+the same run: the same number of evidence, verdict and violation rows, pre-built as tuples, inserted
+with the driver's executemany (no SQLAlchemy, no findings or rollups). Also compares zlib levels on
+the raw bodies.
 
-    python bench/bench_store.py [--verdicts 5000] [--backends sqlite,postgresql] [--rounds 3]
+    python bench/bench_store.py [--verdicts 5000] [--backends sqlite,postgresql] [--rounds 3] [--batch 500]
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from tribunal.store import Record, SqlStore
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fixtures" / "admission"
 PG_ADMIN = os.environ.get("TRIBUNAL_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-BATCH = 500
+BATCH = 500  # the default --batch: a Kafka consumer's batch (the webhook hands over ~25 at 500/s)
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 
@@ -116,8 +117,8 @@ CEILING_SQL = [
 ]
 
 
-async def ceiling(store: SqlStore, records: list[Record]) -> tuple[float, float]:
-    """Plain driver executemany of the same rows, in batches of 500, one transaction per batch."""
+async def ceiling(store: SqlStore, records: list[Record], batch: int) -> tuple[float, float]:
+    """Plain driver executemany of the same rows, in batches, one transaction per batch."""
     pg = store.dialect == "postgresql"
     tables = ceiling_rows(records, store.dialect)
     sqls = []
@@ -133,8 +134,8 @@ async def ceiling(store: SqlStore, records: list[Record]) -> tuple[float, float]
         driver: Any = raw.driver_connection
 
         async def work() -> None:
-            for i in range(0, len(records), BATCH):
-                ev, vd = tables[0][i : i + BATCH], tables[1][i : i + BATCH]
+            for i in range(0, len(records), batch):
+                ev, vd = tables[0][i : i + batch], tables[1][i : i + batch]
                 vl = [x for e in ev for x in by_evidence.get(e[0], ())]
                 if pg:
                     async with driver.transaction():
@@ -149,7 +150,9 @@ async def ceiling(store: SqlStore, records: list[Record]) -> tuple[float, float]
         return await timed(work)
 
 
-async def bench_backend(url: str, records: list[Record], rounds: int) -> list[tuple[str, float, float]]:
+async def bench_backend(
+    url: str, records: list[Record], rounds: int, batch: int
+) -> list[tuple[str, float, float]]:
     """(label, wall s, CPU s) per round: the store's write path, then the ceiling."""
     out = []
     async with SqlStore(url) as store:
@@ -157,11 +160,11 @@ async def bench_backend(url: str, records: list[Record], rounds: int) -> list[tu
             part = records[k::rounds]
 
             async def work(part: list[Record] = part) -> None:
-                for i in range(0, len(part), BATCH):
-                    await store.record_new(part[i : i + BATCH])
+                for i in range(0, len(part), batch):
+                    await store.record_new(part[i : i + batch])
 
             out.append(("record_new", *(await timed(work))))
-            out.append(("ceiling", *(await ceiling(store, part))))
+            out.append(("ceiling", *(await ceiling(store, part, batch))))
     return out
 
 
@@ -203,6 +206,7 @@ async def main() -> None:
     parser.add_argument("--verdicts", type=int, default=5000, help="per round")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=BATCH, help="verdicts per write (one transaction)")
     args = parser.parse_args()
     records = build_records(args.verdicts * args.rounds, uuid.uuid4().hex[:8])
     # The pre-built records stay alive all run: out of the collector, as `tribunal serve` does with what
@@ -214,14 +218,16 @@ async def main() -> None:
     for backend in args.backends.split(","):
         if backend == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:
-                results = await bench_backend(f"sqlite+aiosqlite:///{tmp}/bench.db", records, args.rounds)
+                results = await bench_backend(
+                    f"sqlite+aiosqlite:///{tmp}/bench.db", records, args.rounds, args.batch
+                )
         else:
             name, url = await pg_database()
             try:
-                results = await bench_backend(url, records, args.rounds)
+                results = await bench_backend(url, records, args.rounds, args.batch)
             finally:
                 await drop(name)
-        print(f"\n### {backend}, {args.verdicts:,} verdicts per round, batches of {BATCH}\n")
+        print(f"\n### {backend}, {args.verdicts:,} verdicts per round, batches of {args.batch}\n")
         print("| path | verdicts/s (wall) | CPU ms per verdict | rounds |\n|---|---:|---:|---|")
         for label in ("record_new", "ceiling"):
             walls = [w for name, w, _ in results if name == label]
