@@ -62,6 +62,9 @@ async def test_a_finding_opens_resolves_and_reopens(database_url: str, make_reco
         # A verdict older than the latest one arrives late: it counts, but does not reopen.
         await store.record([make_record("a0", privileged=True, minutes=-5)])
         (late,) = (await store.findings(FindingQuery(policy=["privileged_containers"]))).items
+        # Nor does one older than the resolving verdict, though newer than the last violation.
+        await store.record([make_record("a1b", privileged=True, minutes=2)])
+        (between,) = (await store.findings(FindingQuery(policy=["privileged_containers"]))).items
         await store.record([make_record("a3", privileged=True, minutes=10)])
         (reopened,) = (await store.findings(FindingQuery(policy=["privileged_containers"]))).items
     assert opened.status is FindingStatus.OPEN and opened.count == 1
@@ -70,7 +73,9 @@ async def test_a_finding_opens_resolves_and_reopens(database_url: str, make_reco
     assert resolved.status is FindingStatus.RESOLVED and resolved.resolved_at == T0 + timedelta(minutes=5)
     assert late.status is FindingStatus.RESOLVED and late.count == 2
     assert late.first_seen == T0 - timedelta(minutes=5) and late.first_evidence_id == "a0"
-    assert reopened.status is FindingStatus.OPEN and reopened.count == 3
+    assert between.status is FindingStatus.RESOLVED and between.count == 3
+    assert between.resolved_at == T0 + timedelta(minutes=5) and between.last_evidence_id == "a1b"
+    assert reopened.status is FindingStatus.OPEN and reopened.count == 4
     assert reopened.last_evidence_id == "a3" and reopened.resolved_at is None
 
 
@@ -318,7 +323,9 @@ def _fold(batches: list[list[Record]]) -> dict[tuple[str, str], dict[str, object
                     if t < f["first_seen"]:  # type: ignore[operator]
                         f["first_seen"], f["first_evidence_id"] = t, eid
                     if t >= f["last_seen"]:  # type: ignore[operator]
-                        f.update(state, last_seen=t, resolved_at=None)
+                        f["last_seen"], f["last_evidence_id"] = t, eid
+                    if t >= f["last_seen"] and t >= f["last_judged"]:  # type: ignore[operator]
+                        f.update(state, resolved_at=None)
                 f["count"] += 1  # type: ignore[operator]
             for (policy, k), f in found.items():
                 if k != key or f["kind"] != kind:

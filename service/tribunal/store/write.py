@@ -63,16 +63,23 @@ _OPEN, _EXCEPTED, _RESOLVED = (
 
 
 # How a findings row of one write merges into the stored one (in SET, ``findings`` is the stored
-# row): the latest violating verdict's state wins, the earliest first seen is kept, counts add up.
+# row): the latest violation is the last seen; its state (status, message, ...) wins only if no later
+# verdict on the subject was judged before it (a late delivery is counted, and changes no status);
+# the earliest first seen is kept; counts add up.
 _LATEST = "excluded.last_seen >= findings.last_seen"
+_CURRENT = f"{_LATEST} AND excluded.last_seen >= findings.last_judged"
 _EARLIEST = "excluded.first_seen < findings.first_seen"
 _MERGE_FINDING = ", ".join(
     [
         *(
-            f"{c} = CASE WHEN {_LATEST} THEN excluded.{c} ELSE findings.{c} END"
-            for c in ("severity", "status", "msg", "controls", "exception", "last_evidence_id", "last_seen")
+            f"{c} = CASE WHEN {_CURRENT} THEN excluded.{c} ELSE findings.{c} END"
+            for c in ("severity", "status", "msg", "controls", "exception")
         ),
-        f"resolved_at = CASE WHEN {_LATEST} THEN NULL ELSE findings.resolved_at END",
+        f"resolved_at = CASE WHEN {_CURRENT} THEN NULL ELSE findings.resolved_at END",
+        *(
+            f"{c} = CASE WHEN {_LATEST} THEN excluded.{c} ELSE findings.{c} END"
+            for c in ("last_evidence_id", "last_seen")
+        ),
         *(
             f"{c} = CASE WHEN {_EARLIEST} THEN excluded.{c} ELSE findings.{c} END"
             for c in ("first_evidence_id", "first_seen")
