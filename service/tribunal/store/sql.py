@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -49,6 +50,7 @@ from tribunal.store.recorder import Record
 from tribunal.store.write import CHUNK, RecordWriter, aware
 
 log = logging.getLogger("tribunal.store")
+SQLITE_MIN = (3, 35)  # RETURNING (3.35) and UPDATE ... FROM (3.33)
 
 
 def create_store_engine(url: str) -> AsyncEngine:
@@ -62,6 +64,11 @@ def create_store_engine(url: str) -> AsyncEngine:
     if backend == "sqlite":
         if parsed.get_driver_name() != "aiosqlite":
             raise StoreError(f"database_url: use sqlite+aiosqlite://, not {parsed.drivername}://")
+        if sqlite3.sqlite_version_info < SQLITE_MIN:
+            raise StoreError(
+                f"database_url: SQLite {'.'.join(map(str, SQLITE_MIN))} or newer is needed (the writes use "
+                f"RETURNING and UPDATE ... FROM); this Python has SQLite {sqlite3.sqlite_version}"
+            )
         memory = parsed.database in (None, "", ":memory:")
         engine = create_async_engine(
             parsed,
