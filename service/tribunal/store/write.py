@@ -368,10 +368,9 @@ class RecordWriter:
         excepts) its finding; a later verdict without it resolves it. The verdicts are summed up
         here, one row per (policy, subject), and the database merges that with what it holds: no
         finding is read back into Python."""
-        keys = sorted({item.key for item in fresh})
         if self.postgresql:
             # Serialise writers per subject (sorted: no deadlock); SQLite's BEGIN IMMEDIATE already does.
-            locks = sorted({_lock_key(k) for k in keys})
+            locks = sorted({_lock_key(item.key) for item in fresh})
             await conn.execute(
                 text(
                     "SELECT count(pg_advisory_xact_lock(k)) "
