@@ -7,8 +7,8 @@ evidence and findings see a realistic number of subjects; then records them in b
 created and dropped) and prints verdicts/s and CPU ms per verdict (``time.process_time``: this
 process only, so the database server's own work is not counted). Beside it, the ceiling measured in
 the same run: the same number of evidence, verdict and violation rows, pre-built as tuples, inserted
-with the driver's executemany (no SQLAlchemy, no findings or rollups). Also compares zlib levels on
-the raw bodies.
+with the driver's executemany (no SQLAlchemy, no findings or rollups). Also compares zstd levels (the
+store's codec) with zlib (its codec before) on the raw bodies.
 
     python bench/bench_store.py [--verdicts 5000] [--backends sqlite,postgresql] [--rounds 3] [--batch 500]
 """
@@ -28,6 +28,7 @@ import uuid
 import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ import orjson
 from tribunal.model import EvidenceKind, parse_evidence
 from tribunal.policy import Judge, load_policy_set
 from tribunal.store import Record, SqlStore
+from tribunal.store.raw import RawCodec
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fixtures" / "admission"
@@ -84,6 +86,7 @@ def ceiling_rows(records: list[Record], dialect: str) -> tuple[list[tuple[Any, .
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None).isoformat(" ") if dialect == "sqlite" else value
 
+    codec = RawCodec()
     evidence, verdicts, violations = [], [], []
     for r in records:
         eid = "ceiling-" + r.evidence.id
@@ -92,7 +95,7 @@ def ceiling_rows(records: list[Record], dialect: str) -> tuple[list[tuple[Any, .
         raw = r.raw or b""
         evidence.append(
             (eid, "admission", at(r.evidence.received_at), "bench", key, ns,
-             subject.model_dump_json(exclude_none=True), zlib.compress(raw, 6), len(raw), None)
+             subject.model_dump_json(exclude_none=True), codec.compress(raw), len(raw), None)
         )  # fmt: skip
         v = r.verdict
         verdicts.append(
@@ -168,16 +171,21 @@ async def bench_backend(
     return out
 
 
-def zlib_levels(records: list[Record]) -> None:
+def compression_levels(records: list[Record]) -> None:
+    """zstd (what the store writes) at a few levels beside zlib (what it wrote before)."""
     bodies = [r.raw for r in records[:2000] if r.raw is not None]
     total = sum(len(b) for b in bodies)
-    print(f"\nzlib on {len(bodies)} raw bodies ({total / len(bodies):,.0f} bytes each on average)\n")
-    print("| level | compressed size | CPU µs per body |\n|---:|---:|---:|")
-    for level in (1, 6, 9):
+    print(f"\nCompression of {len(bodies)} raw bodies ({total / len(bodies):,.0f} bytes each on average)\n")
+    print("| codec | level | compressed size | CPU µs per body |\n|---|---:|---:|---:|")
+    codecs: list[tuple[str, int, Callable[[bytes], bytes]]] = [
+        *(("zstd (the store)", level, RawCodec(level).compress) for level in (1, 3, 9)),
+        *(("zlib", level, partial(zlib.compress, level=level)) for level in (1, 6)),
+    ]
+    for name, level, compress in codecs:
         start = time.process_time()
-        size = sum(len(zlib.compress(b, level)) for b in bodies)
+        size = sum(len(compress(b)) for b in bodies)
         took = time.process_time() - start
-        print(f"| {level} | {size / total:.1%} | {took / len(bodies) * 1e6:.1f} |")
+        print(f"| {name} | {level} | {size / total:.1%} | {took / len(bodies) * 1e6:.1f} |")
 
 
 async def pg_database() -> tuple[str, str]:
@@ -239,7 +247,7 @@ async def main() -> None:
                 f"| {statistics.median(per):.3f} ({per[0]:.3f} to {per[-1]:.3f}) | {len(walls)} |"
             )
         sys.stdout.flush()
-    zlib_levels(records)
+    compression_levels(records)
 
 
 if __name__ == "__main__":

@@ -113,10 +113,10 @@ class Settings(BaseSettings):
         description="Where verdicts are kept: sqlite+aiosqlite:///FILE; postgresql+asyncpg://… for replicas.",
     )
     database_compress_level: int = Field(
-        1,
-        ge=0,
-        le=9,
-        description="zlib level of stored raw evidence: 1 is cheapest; 6 stores ~8% less for ~30% more CPU.",
+        3,
+        ge=1,
+        le=19,
+        description="zstd level (1-19) of stored raw evidence: 1-3 cost least CPU; more stores less.",
     )
     retention_days: float | None = Field(
         None,

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import random
 import sys
+import zlib
 from collections import Counter
 from datetime import timedelta
 from enum import Enum
@@ -146,6 +147,27 @@ async def test_findings_page_and_filter(database_url: str, make_record: MakeReco
     assert len({k for p in pages for k in p}) == 7
     assert len(open_.items) == 6
     assert {f.subject_key for f in resolved.items} == {"shop/Pod/p0"}
+
+
+async def test_raw_bodies_are_zstd_and_the_zlib_ones_of_earlier_versions_still_read(
+    database_url: str, make_record: MakeRecord
+) -> None:
+    async with SqlStore(database_url) as store:
+        await store.record([make_record("new", minutes=0), make_record("legacy", minutes=1)])
+        async with store.engine.begin() as conn:
+            stored = (
+                await conn.execute(select(tables.evidence.c.raw).where(tables.evidence.c.id == "new"))
+            ).scalar()
+            # As versions before zstd wrote it.
+            await conn.execute(
+                tables.evidence.update()
+                .where(tables.evidence.c.id == "legacy")
+                .values(raw=zlib.compress(b'{"doc": "legacy"}', 1))
+            )
+        new, legacy = await store.get_evidence("new"), await store.get_evidence("legacy")
+    assert bytes(stored)[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
+    assert new is not None and new.raw == b'{"doc": "new"}'
+    assert legacy is not None and legacy.raw == b'{"doc": "legacy"}'
 
 
 async def test_retention_prunes_raw_evidence_but_keeps_findings(

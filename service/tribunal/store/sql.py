@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import zlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -46,6 +45,7 @@ from tribunal.store.queries import (
     decode_cursor,
     encode_cursor,
 )
+from tribunal.store.raw import DEFAULT_LEVEL, RawCodec
 from tribunal.store.recorder import Record
 from tribunal.store.write import CHUNK, RecordWriter, aware
 
@@ -114,7 +114,8 @@ class SqlStore:
 
     ``retention`` prunes raw evidence bodies older than it (rows, verdicts and findings are kept),
     at start and then at most every ``prune_interval`` while recording. Raw bodies are stored
-    zlib-compressed at ``compress_level`` (1: the cheapest; any level reads back the same)."""
+    zstd-compressed at ``compress_level`` (1-19; any level, and the zlib of earlier versions, reads
+    back the same)."""
 
     def __init__(
         self,
@@ -122,12 +123,13 @@ class SqlStore:
         *,
         retention: timedelta | None = None,
         prune_interval: timedelta = timedelta(hours=1),
-        compress_level: int = 1,
+        compress_level: int = DEFAULT_LEVEL,
     ) -> None:
         self.url = url
         self.retention = retention
         self.prune_interval = prune_interval
         self.compress_level = compress_level
+        self._codec = RawCodec(compress_level)  # used on the event loop only (see store/raw.py)
         self._engine: AsyncEngine | None = None
         self._writer: RecordWriter | None = None
         self._last_prune: datetime | None = None
@@ -154,7 +156,7 @@ class SqlStore:
         if self._engine is not None:
             raise StoreError("the store is already started")
         self._engine = create_store_engine(self.url)
-        self._writer = RecordWriter(self._engine.dialect.name, self.compress_level)
+        self._writer = RecordWriter(self._engine.dialect.name, self._codec)
         try:
             applied = await migrate(self._engine)
         except Exception:
@@ -352,7 +354,7 @@ class SqlStore:
             received_at=row["received_at"],
             source=row["source"],
             subject=Subject.model_validate_json(row["subject"]),
-            raw=zlib.decompress(row["raw"]) if row["raw"] is not None else None,
+            raw=self._codec.decompress(row["raw"]) if row["raw"] is not None else None,
             pruned_at=row["pruned_at"],
         )
 
@@ -532,7 +534,9 @@ class SqlStore:
 def _rebuild_all(
     rows: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[dict[str, Any]]]],
 ) -> list[Record | str]:
-    """Each outbox entry as a Record, or its evidence id when it cannot be rebuilt (logged)."""
+    """Each outbox entry as a Record, or its evidence id when it cannot be rebuilt (logged). Runs in
+    a thread of its own: it has its own codec."""
+    codec = RawCodec()
     out: list[Record | str] = []
     for evidence_id, evidence_row, verdict_row, violation_rows in rows:
         if evidence_row is None or verdict_row is None:
@@ -547,7 +551,7 @@ def _rebuild_all(
             out.append(evidence_id)
         else:
             try:
-                out.append(_rebuild(evidence_row, verdict_row, violation_rows))
+                out.append(_rebuild(evidence_row, verdict_row, violation_rows, codec))
             except Exception as exc:  # a body that no longer parses must not stop the others
                 log.warning(
                     "outbox: evidence %s cannot be rebuilt (%s); its actions are dropped", evidence_id, exc
@@ -557,10 +561,13 @@ def _rebuild_all(
 
 
 def _rebuild(
-    evidence_row: dict[str, Any], verdict_row: dict[str, Any], violation_rows: list[dict[str, Any]]
+    evidence_row: dict[str, Any],
+    verdict_row: dict[str, Any],
+    violation_rows: list[dict[str, Any]],
+    codec: RawCodec,
 ) -> Record:
     """The Record as it was recorded: Evidence parsed again from its raw body, the Verdict as stored."""
-    raw = zlib.decompress(evidence_row["raw"])
+    raw = codec.decompress(evidence_row["raw"])
     kind = EvidenceKind(evidence_row["kind"])
     evidence = parse_evidence(orjson.loads(raw), evidence_row["source"], kind, raw=raw)
     evidence.id = evidence_row["id"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tribunal.model import Violation
 from tribunal.store.queries import FindingStatus
+from tribunal.store.raw import RawCodec
 from tribunal.store.recorder import Record
 
 CHUNK = 500  # rows per multi-row statement or IN (...) list: far below either database's parameter limit
@@ -237,11 +237,11 @@ class _Finding:
 
 class RecordWriter:
     """Writes batches of records on one dialect ("sqlite" or "postgresql") inside the caller's write
-    transaction. Raw bodies are zlib-compressed at ``compress_level``."""
+    transaction. Raw bodies are compressed by ``codec`` (zstd)."""
 
-    def __init__(self, dialect: str, compress_level: int = 1) -> None:
+    def __init__(self, dialect: str, codec: RawCodec | None = None) -> None:
         self.postgresql = dialect == "postgresql"
-        self.compress_level = compress_level
+        self.codec = codec or RawCodec()
         self._time: Callable[[datetime], Any] = aware if self.postgresql else sqlite_time
         self._day: Callable[[date], Any] = _identity if self.postgresql else date.isoformat
         self._verdicts_sql = self._insert_sql("verdicts", VERDICT_COLUMNS)
@@ -334,7 +334,7 @@ class RecordWriter:
             key, namespace, subject = s.key(), s.namespace or "", s.model_dump_json(exclude_none=True)
         return (
             r.evidence_id, r.kind.value, item.stored_at, r.source, key, namespace, subject,
-            zlib.compress(raw, self.compress_level), len(raw), None,
+            self.codec.compress(raw), len(raw), None,
         )  # fmt: skip
 
     @staticmethod
