@@ -380,7 +380,10 @@ class RecordWriter:
             )
         found: dict[tuple[str, str], _Finding] = {}
         judged: dict[tuple[str, str, datetime], None] = {}  # (subject, kind, time): ordered, unique
-        for n, item in enumerate(sorted(fresh, key=lambda item: (item.at, item.id)), 1):
+        # Latest first: a finding takes the state of the first verdict that names it (the latest),
+        # and each earlier one only moves its first sighting back and counts.
+        latest_first = sorted(fresh, key=lambda item: (item.at, item.id), reverse=True)
+        for n, item in enumerate(latest_first, 1):
             if n % PACE == 0:
                 await _yield()
             v, t, eid, key = item.record.verdict, item.at, item.id, item.key
@@ -393,11 +396,13 @@ class RecordWriter:
                 f = found.get((policy, key))
                 if f is None:
                     f = found[(policy, key)] = _Finding(
-                        policy, key, kind, item.namespace, item.subject, "", "", t, t, 0, eid, eid, "",
+                        policy, key, kind, item.namespace, item.subject, "", "", t, t, 1, eid, eid, "",
                         "", None, t,
                     )  # fmt: skip
-                f.see(items, t, eid)  # in time order: the latest verdict's state wins
-                f.count += 1
+                    f.see(items, t, eid)
+                else:
+                    f.first_seen, f.first_evidence_id = t, eid
+                    f.count += 1
 
         # Every time written is a new verdict's, converted once already.
         time = {item.at: item.stored_at for item in fresh}.__getitem__
@@ -407,7 +412,7 @@ class RecordWriter:
             await run.run_many(self._findings_sql, rows[i : i + CHUNK])
         # Then the judgements: the latest time on each subject, and the first after a finding's last
         # violation resolves it. Chunks go oldest first, so the earliest resolving one is kept.
-        judgements = [(key, kind, time(t)) for key, kind, t in judged]
+        judgements = [(key, kind, time(t)) for key, kind, t in reversed(judged)]
         for i in range(0, len(judgements), CHUNK):
             chunk = judgements[i : i + CHUNK]
             params: tuple[Any, ...]
