@@ -1,9 +1,9 @@
 """How raw evidence bodies are kept: zstd-compressed; bodies written by earlier versions (zlib) still
 read back.
 
-zstd, not zlib: on the shared AdmissionReviews (1.9 KB on average) zstd level 3 keeps the same share
-of the size as zlib level 1 (33.5% against 33.8%) for 7 µs of CPU per body instead of 24, which the
-recorder spends on the webhook's event loop for every verdict (docs/benchmarks.md). A compressor and
+zstd, not zlib: on the shared AdmissionReviews (1.9 KB on average) zstd level 3 keeps about the same
+share of the size as zlib level 1 (32.8% against 33.1%) for 7 µs of CPU per body instead of 23, which
+the recorder spends on the webhook's event loop for every verdict (bench/bench_store.py). A compressor and
 a decompressor each hold a context that costs about 17 µs to set up, so they are made once and reused
 (neither is safe to share between threads: each store has its own, used from its event loop)."""
 
