@@ -17,7 +17,9 @@ per core but one) and, unless --no-compare-inline, ``tribunal serve`` judging on
 
 The bare handler only parses the AdmissionReview (orjson) and answers a fixed allow with its uid: the
 ceiling of aiohttp + TLS on this machine. The engine's own time per review (Judge.judge, median) is
-printed beside them, and the CPU each server used per request at saturation (with its workers).
+printed beside them, and the CPU each server used per request at saturation: its event loop's thread,
+the whole process (with aiosqlite's thread) and with its workers; with how busy the event loop's
+thread was and how idle the machine (a loop near 100% bounds the server; no idle, the machine).
 
 ``--rounds N`` runs the servers N times, interleaved (bare, pool, inline, bare, ...), and prints each
 round's ratio to the bare handler of the same round and their median.
@@ -192,9 +194,10 @@ def run_wrk(
     }
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """CPU time (user + system) of process ``pid`` and of it with all its descendants (the judge
-    workers are children of the forkserver, itself a child of the server), from /proc."""
+def cpu_seconds(pid: int) -> tuple[float, float, float]:
+    """CPU time (user + system) of process ``pid``'s main thread (its event loop), of the process
+    and of it with all its descendants (the judge workers are children of the forkserver, itself a
+    child of the server), from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
@@ -214,7 +217,18 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
             p = parents.get(p, 0)
         return False
 
-    return times.get(pid, 0.0), sum(t for p, t in times.items() if descends(p))
+    try:
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        main_thread = (int(fields[11]) + int(fields[12])) / tick
+    except OSError:
+        main_thread = 0.0
+    return main_thread, times.get(pid, 0.0), sum(t for p, t in times.items() if descends(p))
+
+
+def idle_seconds() -> float:
+    """Idle time of the whole machine so far (all cores), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")  # idle + iowait
 
 
 def engine_median(bodies: list[bytes]) -> float:
@@ -315,7 +329,7 @@ def main() -> int:
     }
     if not args.compare_inline:
         del servers[INLINE]
-    rows = []
+    rows: list[tuple[int, str, dict[str, float], dict[str, float]]] = []
     for round_no in range(1, args.rounds + 1):
         for name, command in servers.items():
             port = free_port()
@@ -340,12 +354,15 @@ def main() -> int:
                 run_wrk(url, bodies_file, paced, 2, args.rate_connections, mean_delay_ms)  # warm-up
                 steady = run_wrk(url, bodies_file, paced, args.seconds, args.rate_connections, mean_delay_ms)
                 run_wrk(url, bodies_file, script, 2, args.connections)  # warm-up
-                before = cpu_seconds(proc.pid)
+                before, idle_before, started = cpu_seconds(proc.pid), idle_seconds(), time.perf_counter()
                 saturated = run_wrk(url, bodies_file, script, args.seconds, args.connections)
-                after = cpu_seconds(proc.pid)
+                after, idle_after, wall = cpu_seconds(proc.pid), idle_seconds(), time.perf_counter() - started
                 done = saturated["rps"] * max(1, round(args.seconds))
-                saturated["cpu_main"] = (after[0] - before[0]) * 1000 / done
-                saturated["cpu_all"] = (after[1] - before[1]) * 1000 / done
+                saturated["cpu_loop"] = (after[0] - before[0]) * 1000 / done
+                saturated["cpu_main"] = (after[1] - before[1]) * 1000 / done
+                saturated["cpu_all"] = (after[2] - before[2]) * 1000 / done
+                saturated["loop_busy"] = (after[0] - before[0]) / wall
+                saturated["idle"] = (idle_after - idle_before) / (wall * (os.cpu_count() or 1))
             finally:
                 proc.terminate()
                 proc.wait(10)
@@ -363,15 +380,19 @@ def main() -> int:
             f"| {steady['errors']:.0f} |"
         )
     print(
-        "\n| round | server | / bare at saturation | CPU ms per request: server process | with its workers |"
+        "\n| round | server | / bare at saturation | CPU ms per request: event loop thread | server "
+        "process | with its workers | event loop thread busy | machine idle |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     bare = {r: sat["rps"] for r, name, sat, _ in rows if name == BARE}
     ratios: dict[str, list[float]] = {}
     for round_no, name, sat, _ in rows:
         ratio = sat["rps"] / bare[round_no]
         ratios.setdefault(name, []).append(ratio)
-        print(f"| {round_no} | {name} | {ratio:.1%} | {sat['cpu_main']:.3f} | {sat['cpu_all']:.3f} |")
+        print(
+            f"| {round_no} | {name} | {ratio:.1%} | {sat['cpu_loop']:.3f} | {sat['cpu_main']:.3f} "
+            f"| {sat['cpu_all']:.3f} | {sat['loop_busy']:.0%} | {sat['idle']:.0%} |"
+        )
     if args.rounds > 1:
         print("\n| server | / bare at saturation: median of the rounds (range) |")
         print("|---|---|")
