@@ -1,14 +1,17 @@
-"""Failure policy on a real evaluation error, and certificate rotation under a running server."""
+"""Failure policy on a real evaluation error and past the deadline, and certificate rotation under a
+running server."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import ssl
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.conftest import pod, review
 from tests.integration.conftest import StartServer
@@ -22,6 +25,13 @@ import rego.v1
 violations contains {"msg": "never", "severity": "low", "controls": ["x:1"], "details": {}} if {
 	some c in object.get(input.event.request.object.metadata, "labels", null)
 	c == "boom"
+}
+"""
+# About a second of work on any input: long past a short deadline (2,000 x 2,000 comparisons, little memory).
+SLOW_POLICY = """package tribunal.admission.slow
+import rego.v1
+violations contains {"msg": "never", "severity": "low", "controls": ["x:1"], "details": {}} if {
+	count([1 | some x in numbers.range(1, 2000); some y in numbers.range(1, 2000); x == y + 1]) < 0
 }
 """
 PRIVILEGED = {"name": "app", "image": "nginx:1.27", "securityContext": {"privileged": True}}
@@ -51,6 +61,38 @@ async def test_evaluation_error_fails_closed_by_default_and_open_when_asked(  # 
         text = await resp.text()
     assert 'tribunal_admission_failure_policy_total{cause="error",outcome="fail_closed"} 1.0' in text
     assert 'tribunal_evaluation_errors_total{cause="error",kind="admission"} 1.0' in text
+
+
+async def test_a_review_past_the_deadline_gets_the_failure_policy_logged_with_its_uid(  # type: ignore[no-untyped-def]
+    start_server: StartServer, http, policy_dir, caplog: pytest.LogCaptureFixture
+) -> None:
+    policies = policy_dir({"admission/slow.rego": SLOW_POLICY})
+    # Judged in a worker process, as in production: the event loop answers when the deadline passes.
+    settings = {"policy_dir": policies, "judge_workers": 1, "webhook_deadline_seconds": 0.2}
+    closed, _ = await start_server(**settings)
+    opened, _ = await start_server(**settings, failure_policy="ignore")
+    with caplog.at_level(logging.ERROR, logger="tribunal.sources.webhook"):
+        denied, allowed = await asyncio.gather(
+            _validate(http, closed.url, review(pod(PRIVILEGED), uid="slow-closed")),
+            _validate(http, opened.url, review(pod(PRIVILEGED), uid="slow-open")),
+        )
+    answer = denied["response"]
+    assert answer["uid"] == "slow-closed" and answer["allowed"] is False
+    assert answer["status"]["code"] == 500 and "deadline" in answer["status"]["message"]
+    assert answer["auditAnnotations"]["failure-policy"] == "fail_closed"
+    answer = allowed["response"]
+    assert answer["uid"] == "slow-open" and answer["allowed"] is True
+    assert answer["auditAnnotations"]["failure-policy"] == "fail_open"
+    assert "(deadline); allowed by failure policy" in answer["warnings"][0]
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("slow-closed" in m and "deadline" in m and "fail_closed" in m for m in logged), logged
+    assert any("slow-open" in m and "deadline" in m and "fail_open" in m for m in logged), logged
+    async with http.get(f"{closed.url}/metrics") as resp:
+        text = await resp.text()
+    assert 'tribunal_admission_failure_policy_total{cause="deadline",outcome="fail_closed"} 1.0' in text
+    assert 'tribunal_evaluation_errors_total{cause="deadline",kind="admission"} 1.0' in text
+    async with http.get(f"{closed.url}/healthz") as resp:
+        assert resp.status == 200
 
 
 def _peer_certificate(url: str, cafile: Path) -> bytes:
