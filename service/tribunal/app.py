@@ -297,7 +297,12 @@ def build_judge_pool(settings: Settings, runtime: PolicyRuntime, *, spare_cores:
     workers = settings.judge_workers
     if workers is None:
         workers = JudgePool.default_workers(spare_cores)
-    return JudgePool(runtime, workers, max_document_bytes=settings.max_document_bytes)
+    return JudgePool(
+        runtime,
+        workers,
+        max_document_bytes=settings.max_document_bytes,
+        cpu_limit_seconds=settings.judge_cpu_limit_seconds or None,
+    )
 
 
 def kafka_config(settings: Settings) -> KafkaConfig:

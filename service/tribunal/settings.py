@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         description="Judge worker processes; unset: one per core (tribunal serve: one per core but one, "
         "at least one, so its event loop keeps a core); 0: judge in-process.",
     )
+    judge_cpu_limit_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="CPU seconds a judge worker may spend on one document; past it the worker is "
+        "stopped and replaced and the document rejected (a runaway policy must not hold up the rest); "
+        "0: no limit. Not applied when judging in-process.",
+    )
     webhook_judge: Literal["pool", "inline"] = Field(
         "pool",
         description="Where admission reviews are judged: pool (the judge_workers processes, batched; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -14,6 +14,15 @@ from tribunal.policy.enforcement import EnforcementConfig
 from tribunal.policy.engine import PolicyEngine, create_engine
 from tribunal.policy.errors import PolicyEvaluationError
 from tribunal.policy.loader import PolicySet
+
+
+class EvaluationWatch(Protocol):
+    """Told before the engine starts on each evidence of a ``judge_many`` call (its index), and
+    when it is done with all of them: a judge worker limits each evaluation's CPU time with it."""
+
+    def evaluating(self, index: int) -> None: ...
+
+    def done(self) -> None: ...
 
 
 class Judge:
@@ -42,9 +51,12 @@ class Judge:
         raw, latency_ms = self._evaluate(evidence, evidence.policy_input_json(context))
         return self._verdict(evidence, raw, latency_ms)
 
-    def judge_many(self, evidences: Sequence[Evidence]) -> list[Verdict | Exception]:
+    def judge_many(
+        self, evidences: Sequence[Evidence], watch: EvaluationWatch | None = None
+    ) -> list[Verdict | Exception]:
         """The verdict on each of ``evidences``, or the exception judging it raised (a
-        PolicyEvaluationError when the policies failed on it), in order.
+        PolicyEvaluationError when the policies failed on it), in order. ``watch`` is told when each
+        evaluation starts and when the last is done.
 
         Judged in passes (every input, then every engine query, then every verdict) rather than one
         evidence at a time: the engine's code and data stay in the CPU's caches from one query to the
@@ -56,14 +68,20 @@ class Judge:
             except Exception as exc:
                 inputs.append(exc)
         evaluated: list[tuple[list[dict[str, Any]], float] | Exception] = []
-        for evidence, input_json in zip(evidences, inputs, strict=True):
-            if isinstance(input_json, Exception):
-                evaluated.append(input_json)
-                continue
-            try:
-                evaluated.append(self._evaluate(evidence, input_json))
-            except Exception as exc:
-                evaluated.append(exc)
+        try:
+            for index, (evidence, input_json) in enumerate(zip(evidences, inputs, strict=True)):
+                if isinstance(input_json, Exception):
+                    evaluated.append(input_json)
+                    continue
+                if watch is not None:
+                    watch.evaluating(index)
+                try:
+                    evaluated.append(self._evaluate(evidence, input_json))
+                except Exception as exc:
+                    evaluated.append(exc)
+        finally:
+            if watch is not None:
+                watch.done()
         verdicts: list[Verdict | Exception] = []
         for evidence, result in zip(evidences, evaluated, strict=True):
             if isinstance(result, Exception):

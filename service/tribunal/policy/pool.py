@@ -33,7 +33,7 @@ import orjson
 from tribunal.model import Decision, Evidence, EvidenceError, EvidenceKind, Verdict, parse_evidence
 from tribunal.policy.enforcement import EnforcementConfig
 from tribunal.policy.errors import PolicyError
-from tribunal.policy.judge import Judge
+from tribunal.policy.judge import EvaluationWatch, Judge
 from tribunal.policy.loader import PolicySet
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,17 @@ class JudgeProvider(Protocol):
     def judge(self) -> Judge: ...
 
 
-def judge_items(judge: Judge, items: Sequence[RawItem], max_bytes: int, *, keep: bool) -> list[Outcome]:
+def judge_items(
+    judge: Judge,
+    items: Sequence[RawItem],
+    max_bytes: int,
+    *,
+    keep: bool,
+    watch: EvaluationWatch | None = None,
+) -> list[Outcome]:
     """Parse and judge each item; never raises for one bad item. ``keep`` keeps the objects. Every
-    item is parsed before the engine judges any (``Judge.judge_many`` runs its queries back to back)."""
+    item is parsed before the engine judges any (``Judge.judge_many`` runs its queries back to back).
+    ``watch`` is told the position in ``items`` of each document the engine starts on."""
     parsed: list[Evidence | Rejected] = []
     for data, source, kind in items:
         try:
@@ -132,7 +140,9 @@ def judge_items(judge: Judge, items: Sequence[RawItem], max_bytes: int, *, keep:
         except Exception as exc:
             parsed.append(Rejected(source, "internal", f"{source}: {type(exc).__name__}: {exc}", None, kind))
     evidences = [p for p in parsed if not isinstance(p, Rejected)]
-    verdicts = iter(judge.judge_many(evidences))
+    if watch is not None:
+        watch = _AtItem(watch, [i for i, p in enumerate(parsed) if not isinstance(p, Rejected)])
+    verdicts = iter(judge.judge_many(evidences, watch))
     outcomes: list[Outcome] = []
     for (_, source, _), evidence in zip(items, parsed, strict=True):
         if isinstance(evidence, Rejected):
@@ -159,6 +169,43 @@ def judge_items(judge: Judge, items: Sequence[RawItem], max_bytes: int, *, keep:
             )
         )
     return outcomes
+
+
+class _AtItem:
+    """Tells ``watch`` positions in the batch rather than in the list of parsed documents."""
+
+    def __init__(self, watch: EvaluationWatch, positions: list[int]) -> None:
+        self.watch = watch
+        self.positions = positions
+
+    def evaluating(self, index: int) -> None:
+        self.watch.evaluating(self.positions[index])
+
+    def done(self) -> None:
+        self.watch.done()
+
+
+class _CpuLimit:
+    """In a worker: the engine may spend ``seconds`` of CPU on one document. Past that the kernel
+    stops the process (SIGPROF, whose default action is to terminate: regorus holds the GIL and
+    cannot be interrupted from Python), and ``progress`` (batch id, position in the batch), in
+    memory shared with the server, tells the server which document it was."""
+
+    def __init__(self, progress: Any, seconds: float) -> None:
+        self.progress = progress
+        self.seconds = seconds
+
+    def batch(self, batch_id: int) -> _CpuLimit:
+        self.progress[0], self.progress[1] = batch_id, -1
+        return self
+
+    def evaluating(self, index: int) -> None:
+        self.progress[1] = index
+        signal.setitimer(signal.ITIMER_PROF, self.seconds)
+
+    def done(self) -> None:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        self.progress[1] = -1
 
 
 def _parse(data: bytes | None, source: str, kind: EvidenceKind | None, max_bytes: int) -> Evidence:
@@ -189,7 +236,11 @@ def _worker_init(spec: JudgeSpec) -> None:
 
 
 def _worker_batch(
-    revision: str, spec: JudgeSpec | None, items: Sequence[RawItem], max_bytes: int
+    revision: str,
+    spec: JudgeSpec | None,
+    items: Sequence[RawItem],
+    max_bytes: int,
+    watch: EvaluationWatch | None = None,
 ) -> list[Outcome] | None:
     """Runs in a worker: None asks for the policy set of ``revision``, which this worker lacks."""
     if _WORKER.judge is None or _WORKER.judge.revision != revision:
@@ -198,24 +249,30 @@ def _worker_batch(
         previous, _WORKER.judge = _WORKER.judge, spec.build()
         if previous is not None:
             previous.engine.close()
-    return judge_items(_WORKER.judge, items, max_bytes, keep=False)
+    return judge_items(_WORKER.judge, items, max_bytes, keep=False, watch=watch)
 
 
-# Worker protocol: length-prefixed pickles over a socket pair. A request is (revision, spec or None,
-# items, max_bytes); a reply is ("ok", outcomes or None) or ("error", text). Replies come in request
-# order, so several requests can be in flight on one worker.
+# Worker protocol: length-prefixed pickles over a socket pair. A request is (batch id, revision, spec
+# or None, items, max_bytes); a reply is ("ok", outcomes or None) or ("error", text). Replies come in
+# request order, so several requests can be in flight on one worker.
 _FRAME = struct.Struct("!Q")
 
 
-def _worker_main(sock: socket.socket, spec: JudgeSpec) -> None:
-    """A judge worker process: compile ``spec``, then answer requests until the socket closes."""
+def _worker_main(
+    sock: socket.socket, spec: JudgeSpec, progress: Any = None, cpu_limit: float | None = None
+) -> None:
+    """A judge worker process: compile ``spec``, then answer requests until the socket closes. With
+    ``cpu_limit``, each document's evaluation may use that many seconds of CPU (see _CpuLimit)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops the pool
+    signal.signal(signal.SIGPROF, signal.SIG_DFL)
+    limit = _CpuLimit(progress, cpu_limit) if cpu_limit and progress is not None else None
     _worker_init(spec)
     with sock:
         while (request := _recv_frame(sock)) is not None:
-            revision, wanted, items, max_bytes = pickle.loads(request)
+            batch, revision, wanted, items, max_bytes = pickle.loads(request)
+            watch = limit.batch(batch) if limit is not None else None
             try:
-                reply: tuple[str, object] = ("ok", _worker_batch(revision, wanted, items, max_bytes))
+                reply: tuple[str, object] = ("ok", _worker_batch(revision, wanted, items, max_bytes, watch))
             except Exception as exc:  # a bug, not a bad document (judge_items never raises for one)
                 reply = ("error", f"{type(exc).__name__}: {exc}")
             data = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
@@ -247,9 +304,14 @@ class _Worker:
     and waits for its reply; a reader task hands replies to the waiting calls in order."""
 
     def __init__(
-        self, process: BaseProcess, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        process: BaseProcess,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        progress: Any = None,
     ) -> None:
         self.process = process
+        self.progress = progress  # (batch id, position) the worker is judging, shared with it
         self._reader = reader
         self._writer = writer
         self._waiting: deque[asyncio.Future[tuple[str, object]]] = deque()
@@ -293,6 +355,18 @@ class _Worker:
             if not future.done():
                 future.set_exception(WorkerDied(f"judge worker {self.process.pid} has exited"))
 
+    @property
+    def over_cpu_limit(self) -> bool:
+        """Whether the worker was stopped by its CPU limit on one document (see _CpuLimit)."""
+        return self.process.exitcode == -signal.SIGPROF
+
+    def stopped_on(self, batch: int) -> int | None:
+        """The position in batch ``batch`` of the document the CPU limit stopped the worker on."""
+        if not self.over_cpu_limit or self.progress is None or self.progress[0] != batch:
+            return None
+        position = int(self.progress[1])
+        return position if position >= 0 else None
+
     async def close(self, grace: float = 5.0) -> None:
         """Close the socket (the worker exits at end of input); kill it after ``grace`` seconds."""
         self._writer.close()
@@ -321,6 +395,7 @@ class JudgePool:
         workers: int = 0,
         *,
         max_document_bytes: int = 64 * 1024 * 1024,
+        cpu_limit_seconds: float | None = None,
         start_method: str | None = None,
     ) -> None:
         if workers < 0:
@@ -328,6 +403,10 @@ class JudgePool:
         self.policies = policies
         self.workers = workers
         self.max_document_bytes = max_document_bytes
+        # Per document, in worker processes only: a thread cannot stop an evaluation on itself.
+        self.cpu_limit_seconds = cpu_limit_seconds
+        self.over_limit = 0  # documents rejected because their evaluation passed the CPU limit
+        self._batch_ids = 0
         self.start_method = start_method or (
             "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         )
@@ -376,21 +455,27 @@ class JudgePool:
     async def _start_worker(self, spec: JudgeSpec) -> _Worker:
         ours, theirs = socket.socketpair()
         context: Any = multiprocessing.get_context(self.start_method)  # typeshed: BaseContext
+        progress = context.RawArray("q", [-1, -1])
         process: BaseProcess = context.Process(
-            target=_worker_main, args=(theirs, spec), name="tribunal-judge", daemon=True
+            target=_worker_main,
+            args=(theirs, spec, progress, self.cpu_limit_seconds),
+            name="tribunal-judge",
+            daemon=True,
         )
         try:
             await asyncio.to_thread(process.start)
         finally:
             theirs.close()
         reader, writer = await asyncio.open_connection(sock=ours)
-        worker = _Worker(process, reader, writer)
+        worker = _Worker(process, reader, writer, progress)
         # An empty batch: answered once the worker has compiled the policies.
-        await worker.call(self._request(spec.revision, None, []))
+        await worker.call(self._request(0, spec.revision, None, []))
         return worker
 
-    def _request(self, revision: str, spec: JudgeSpec | None, items: Sequence[RawItem]) -> bytes:
-        return pickle.dumps((revision, spec, list(items), self.max_document_bytes), pickle.HIGHEST_PROTOCOL)
+    def _request(self, batch: int, revision: str, spec: JudgeSpec | None, items: Sequence[RawItem]) -> bytes:
+        return pickle.dumps(
+            (batch, revision, spec, list(items), self.max_document_bytes), pickle.HIGHEST_PROTOCOL
+        )
 
     def _spec(self, judge: Judge) -> JudgeSpec:
         spec = self._specs.get(judge.revision)
@@ -416,12 +501,19 @@ class JudgePool:
             if self._stopped or not self._procs:
                 raise RuntimeError("JudgePool is stopped")
             worker = min(self._procs, key=lambda w: (w.broken, w.in_flight))
+            self._batch_ids += 1
+            batch = self._batch_ids
             try:
-                status, result = await worker.call(self._request(judge.revision, spec, items))
+                status, result = await worker.call(self._request(batch, judge.revision, spec, items))
             except WorkerDied:
+                await self._replace(worker)  # whoever replaces it first also reaps it: its exit is known
+                position = worker.stopped_on(batch)
+                if position is not None:
+                    return await self._without(judge, items, position)
+                if worker.over_cpu_limit:  # on another batch's document: this one waited behind it
+                    continue
                 crashes += 1
                 log.error("a judge worker process died; starting another (%d)", crashes)
-                await self._replace(worker)
                 if crashes >= 2:
                     return [
                         Rejected(
@@ -437,6 +529,25 @@ class JudgePool:
                 continue
             assert isinstance(result, list)
             return result
+
+    async def _without(self, judge: Judge, items: Sequence[RawItem], position: int) -> list[Outcome]:
+        """The outcomes of ``items``, the one at ``position`` rejected: its evaluation passed the
+        CPU limit (the worker judging it was stopped). The others are judged again."""
+        _, source, kind = items[position]
+        self.over_limit += 1
+        log.error(
+            "judging %s took more than %g s of CPU: its judge worker was stopped and replaced",
+            source,
+            self.cpu_limit_seconds,
+        )
+        rest = [item for i, item in enumerate(items) if i != position]
+        outcomes = await self._submit(judge, rest) if rest else []
+        error = (
+            f"{source}: judging it took more than {self.cpu_limit_seconds:g} s of CPU "
+            "(TRIBUNAL_JUDGE_CPU_LIMIT_SECONDS); the judge worker was stopped"
+        )
+        outcomes.insert(position, Rejected(source, "policy", error, None, kind))
+        return outcomes
 
     async def _replace(self, dead: _Worker) -> None:
         async with self._replace_lock:

@@ -3,6 +3,7 @@ Rejected naming the document and field; a policy reload reaches the workers; a d
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -110,3 +111,56 @@ async def test_a_killed_worker_is_replaced_and_the_batch_still_judged(runtime: P
         outcomes = await pool.judge_raw(ITEMS[:1])
         assert pool.restarts == 1
     assert isinstance(outcomes[0], Judged) and outcomes[0].decision in set(Decision)
+
+
+# About a second of CPU on the alert whose rule is "slow" (2,000 x 2,000 comparisons, little memory);
+# nothing on the others.
+SLOW_ON_DEMAND = """package tribunal.falco.slow
+
+import rego.v1
+
+violations contains {"msg": "slow", "severity": "low"} if {
+	input.event.rule == "slow"
+	count([1 | some x in numbers.range(1, 2000); some y in numbers.range(1, 2000); x == y + 1]) < 0
+}
+
+violations contains {"msg": "seen", "severity": "low"} if input.event.rule != "slow"
+"""
+
+
+async def test_a_document_past_the_cpu_limit_is_rejected_and_its_worker_replaced(
+    policy_dir: Callable[[dict[str, str]], Path],
+) -> None:
+    runtime = PolicyRuntime(policy_dir({"runtime/slow.rego": SLOW_ON_DEMAND}))
+    fine, slow = falco_alert(), falco_alert(rule="slow", uuid="slow-1")
+    batch: list[RawItem] = [
+        (orjson.dumps(fine), "t[0]@0", EvidenceKind.FALCO),
+        (orjson.dumps(slow), "t[0]@1", EvidenceKind.FALCO),
+        (orjson.dumps(falco_alert(uuid="other")), "t[0]@2", EvidenceKind.FALCO),
+    ]
+    behind: list[RawItem] = [(orjson.dumps(fine), "t[1]@0", EvidenceKind.FALCO)]
+    async with JudgePool(runtime, 1, cpu_limit_seconds=0.2) as pool:
+        (first,) = pool.pids
+        # The second batch waits in the same worker behind the runaway one, and is judged again.
+        outcomes, queued = await asyncio.gather(pool.judge_raw(batch), pool.judge_raw(behind))
+        (second,) = pool.pids
+        after = await pool.judge_raw(behind)
+        assert pool.restarts == 1 and pool.over_limit == 1 and second != first
+    ok_before, stopped, ok_after = outcomes
+    assert isinstance(stopped, Rejected) and stopped.reason == "policy" and stopped.source == "t[0]@1"
+    assert "t[0]@1: judging it took more than 0.2 s of CPU" in stopped.error
+    for judged in (ok_before, ok_after, *queued, *after):
+        assert isinstance(judged, Judged)
+        assert [v.msg for v in Verdict.model_validate_json(judged.verdict_json).violations] == ["seen"]
+    assert [o.evidence_id for o in (ok_before, ok_after)] == [fine["uuid"], "other"]  # type: ignore[union-attr]
+
+
+async def test_without_a_cpu_limit_a_long_evaluation_finishes(
+    policy_dir: Callable[[dict[str, str]], Path],
+) -> None:
+    runtime = PolicyRuntime(policy_dir({"runtime/slow.rego": SLOW_ON_DEMAND}))
+    item: list[RawItem] = [(orjson.dumps(falco_alert(rule="slow")), "t[0]@0", EvidenceKind.FALCO)]
+    async with JudgePool(runtime, 1) as pool:
+        (outcome,) = await pool.judge_raw(item)
+        assert pool.restarts == 0 and pool.over_limit == 0
+    assert isinstance(outcome, Judged) and outcome.decision is Decision.ALLOW
