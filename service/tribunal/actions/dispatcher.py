@@ -83,6 +83,12 @@ class Dispatcher:
         self._sleep = sleep
         self._jitter = jitter
         self._closers = list(closers)
+        # Targets that look at every verdict (block-image clears fixed images), and how.
+        self._observers = [
+            (target, observe)
+            for target in targets.values()
+            if (observe := getattr(target, "observe", None)) is not None
+        ]
         self._watch: asyncio.Task[None] | None = None
         self._started: list[ActionTarget] = []
 
@@ -139,27 +145,38 @@ class Dispatcher:
         matches). Never raises for a failed action: failures are outcomes. ``labels`` (the subject's,
         for rules that select on them) spare building ``evidence`` where the source has none."""
         outcomes: list[Outcome] = []
-        for target in self.targets.values():
-            observe = getattr(target, "observe", None)
-            if observe is not None:
-                try:
-                    observed = await observe(verdict)
-                except Exception as exc:
-                    log.exception("observing verdict %s failed", verdict.evidence_id)
-                    observed = {"status": "failure", "error": str(exc), "target": type(target).__name__}
-                if observed:
-                    outcomes.append(observed)
+        for target, observe in self._observers:
+            try:
+                observed = await observe(verdict)
+            except Exception as exc:
+                log.exception("observing verdict %s failed", verdict.evidence_id)
+                observed = {"status": "failure", "error": str(exc), "target": type(target).__name__}
+            if observed:
+                outcomes.append(observed)
         rule_set: RuleSet = self.rules.rules
         matches = rule_set.match(verdict, evidence, labels)
-        results = await asyncio.gather(*(self._rule(evidence, verdict, m) for m in matches))
-        for result in results:
-            outcomes.extend(result)
+        if len(matches) == 1:  # the common case: no task for gather to wrap it in
+            outcomes.extend(await self._rule(evidence, verdict, matches[0]))
+        elif matches:
+            for result in await asyncio.gather(*(self._rule(evidence, verdict, m) for m in matches)):
+                outcomes.extend(result)
         return outcomes
 
     async def _rule(
         self, evidence: Evidence | None, verdict: Verdict, match: RuleMatchResult
     ) -> list[Outcome]:
         rule = match.rule.rule
+        policies = sorted({v.policy for v in match.violations})
+        key = (rule.name, verdict.subject.key(), verdict.subject.container or "", ",".join(policies))
+        repeats = self.deduper.check(key, rule.dedupe)
+        if repeats:
+            out = []
+            for bound in match.rule.actions:
+                self.metrics.dedupe_hits.labels(bound.spec.action, bound.spec.name).inc()
+                out.append(
+                    self._outcome(bound, rule.name, "deduplicated", repeats=repeats, policies=policies)
+                )
+            return out
         requests = [
             (
                 bound,
@@ -174,17 +191,6 @@ class Dispatcher:
             )
             for bound in match.rule.actions
         ]
-        policies = sorted({v.policy for v in match.violations})
-        key = (rule.name, verdict.subject.key(), verdict.subject.container or "", ",".join(policies))
-        repeats = self.deduper.check(key, rule.dedupe)
-        if repeats:
-            out = []
-            for bound, _ in requests:
-                self.metrics.dedupe_hits.labels(bound.spec.action, bound.spec.name).inc()
-                out.append(
-                    self._outcome(bound, rule.name, "deduplicated", repeats=repeats, policies=policies)
-                )
-            return out
         dry_run = self.dry_run or rule.dry_run
         first = [(b, r) for b, r in requests if not b.spec.runs_last]
         last = [(b, r) for b, r in requests if b.spec.runs_last]
