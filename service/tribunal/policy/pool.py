@@ -387,6 +387,8 @@ class JudgePool:
     so at most ``2 * workers`` batches are in flight; callers beyond that wait. A worker is a process
     with a socket pair to the server, no threads on either side: a call costs about a quarter of a
     ``ProcessPoolExecutor`` round trip (measured here: 0.11 against 0.45 ms of the server's CPU).
+    With ``cpu_limit_seconds``, a worker whose evaluation of one document passes that much CPU is
+    stopped and replaced: that document is rejected (reason ``policy``), the rest judged again.
     """
 
     def __init__(
