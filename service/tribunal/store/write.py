@@ -239,9 +239,9 @@ class RecordWriter:
     """Writes batches of records on one dialect ("sqlite" or "postgresql") inside the caller's write
     transaction. Raw bodies are compressed by ``codec`` (zstd)."""
 
-    def __init__(self, dialect: str, codec: RawCodec | None = None) -> None:
+    def __init__(self, dialect: str, codec: RawCodec) -> None:
         self.postgresql = dialect == "postgresql"
-        self.codec = codec or RawCodec()
+        self.codec = codec
         self._time: Callable[[datetime], Any] = aware if self.postgresql else sqlite_time
         self._day: Callable[[date], Any] = _identity if self.postgresql else date.isoformat
         self._verdicts_sql = self._insert_sql("verdicts", VERDICT_COLUMNS)
