@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import multiprocessing
 import os
@@ -30,6 +29,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import orjson
 
+from tribunal import collector
 from tribunal.model import Decision, Evidence, EvidenceError, EvidenceKind, Verdict, parse_evidence
 from tribunal.policy.enforcement import EnforcementConfig
 from tribunal.policy.errors import PolicyError
@@ -231,8 +231,7 @@ _WORKER = _WorkerState()
 
 def _worker_init(spec: JudgeSpec) -> None:
     _WORKER.judge = spec.build()
-    gc.collect()
-    gc.freeze()  # the compiled policies live as long as the worker: no full collection passes over them
+    collector.settle()  # the compiled policies live as long as the worker: no collection walks them
 
 
 def _worker_batch(
