@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tribunal.model import (
     Decision,
+    Enforcement,
     Evidence,
     EvidenceError,
     EvidenceKind,
@@ -329,18 +330,28 @@ class AdmissionWebhook:
         return None
 
     def _response(self, uid: str, verdict: Verdict) -> dict[str, Any]:
-        denying = verdict.denying
-        warnings = [_clip(f"[{v.policy}] {v.msg}") for v in verdict.warning]
+        # One pass over the violations (this runs on the event loop for every review).
+        denying: list[str] = []
+        warnings: list[str] = []
+        violated: set[str] = set()
+        excepted: set[str] = set()
+        for v in verdict.violations:
+            if v.exception is not None:
+                excepted.add(v.policy)
+                continue
+            violated.add(v.policy)
+            if v.enforcement is Enforcement.DENY:
+                denying.append(f"[{v.policy}] {v.msg}")
+            elif v.enforcement is Enforcement.WARN:
+                warnings.append(_clip(f"[{v.policy}] {v.msg}"))
         annotations = {
             "policy-revision": verdict.policy_revision,
             "decision": verdict.decision.value,
         }
-        violated = sorted({v.policy for v in verdict.violations if v.exception is None})
         if violated:
-            annotations["violations"] = ",".join(violated)
-        excepted = sorted({v.policy for v in verdict.violations if v.exception is not None})
+            annotations["violations"] = ",".join(sorted(violated))
         if excepted:
-            annotations["excepted"] = ",".join(excepted)
+            annotations["excepted"] = ",".join(sorted(excepted))
         if self.config.dry_run and verdict.decision is not Decision.ALLOW:
             annotations["dry-run"] = f"would {verdict.decision.value}"
             return _response(uid, True, annotations=annotations)
@@ -348,10 +359,9 @@ class AdmissionWebhook:
             warnings = [*warnings[:MAX_WARNINGS], f"... and {len(warnings) - MAX_WARNINGS} more warnings"]
         if not denying:
             return _response(uid, True, warnings=warnings, annotations=annotations)
-        lines = [f"[{v.policy}] {v.msg}" for v in denying]
         message = (
-            f"denied by Tribunal ({len(lines)} violation{'s' if len(lines) != 1 else ''}): "
-            + "; ".join(lines)
+            f"denied by Tribunal ({len(denying)} violation{'s' if len(denying) != 1 else ''}): "
+            + "; ".join(denying)
         )
         status = {"code": 403, "message": message, "reason": "Forbidden"}
         return _response(uid, False, status=status, warnings=warnings, annotations=annotations)
