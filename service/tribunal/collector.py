@@ -7,7 +7,7 @@ counting long before, so a collection mostly walks what is still in flight (revi
 verdicts waiting to be recorded) and promotes it, to be walked again by the older generations. At
 2,500 reviews/s the default thresholds cost the webhook's event loop 6-7% of its time in 2,100
 young and 190 middle collections per 12 s (1.7 ms each); these cost it under 0.5% in 18 and 1
-(docs/benchmarks.md). Reference cycles are still collected, a few times a second under load."""
+(docs/benchmarks.md). Reference cycles are still collected, about every second at that load."""
 
 from __future__ import annotations
 
