@@ -56,6 +56,21 @@ class RawJudge(Protocol):
     async def judge_raw(self, items: Sequence[RawItem]) -> list[Outcome]: ...
 
 
+class RunningLoop:
+    """The running event loop, looked up once (again only if that loop has closed): on CPython 3.11
+    ``asyncio.get_running_loop()``, and ``asyncio.create_task`` through it, make a getpid() system
+    call each time, and a review needed four (2% of the event loop's time at saturation)."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __call__(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
+
 class MicroBatcher:
     """Hands reviews to ``pool`` in batches, at most ``slots`` batches at a time. While a worker has no
     batch a review goes at once, alone (no timer: no wait added when idle). Otherwise reviews wait and
@@ -74,7 +89,11 @@ class MicroBatcher:
     """
 
     def __init__(
-        self, pool: RawJudge, slots: int | None = None, observe: Callable[[int], None] | None = None
+        self,
+        pool: RawJudge,
+        slots: int | None = None,
+        observe: Callable[[int], None] | None = None,
+        loop: RunningLoop | None = None,
     ) -> None:
         self.pool = pool
         self.slots = slots or (2 * pool.workers if pool.workers else 1)
@@ -83,13 +102,11 @@ class MicroBatcher:
         self._busy = 0
         self._last_size = 0
         self._batches: set[asyncio.Task[None]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = loop or RunningLoop()
 
     def submit(self, item: RawItem) -> asyncio.Future[Outcome]:
         """The outcome of ``item``, once judged; a pool failure is the future's exception."""
-        if self._loop is None or self._loop.is_closed():  # see AdmissionWebhook._event_loop
-            self._loop = asyncio.get_running_loop()
-        future: asyncio.Future[Outcome] = self._loop.create_future()
+        future: asyncio.Future[Outcome] = self._loop().create_future()
         self._waiting.append((item, future))
         if self._busy < max(1, self.pool.workers) or (
             self._busy < self.slots and len(self._waiting) >= self._last_size
@@ -106,8 +123,7 @@ class MicroBatcher:
         self._last_size = len(batch)
         if self._observe is not None:
             self._observe(len(batch))
-        assert self._loop is not None
-        task = self._loop.create_task(self._judge(batch))
+        task = self._loop().create_task(self._judge(batch))
         self._batches.add(task)
         task.add_done_callback(self._batches.discard)
 
@@ -232,7 +248,10 @@ class AdmissionWebhook:
         self.recorder = recorder
         self.config = config
         self.metrics = WebhookMetrics(registry)
-        self.batcher = MicroBatcher(pool, slots, observe=self.metrics.batch_size.observe)
+        self._event_loop = RunningLoop()
+        self.batcher = MicroBatcher(
+            pool, slots, observe=self.metrics.batch_size.observe, loop=self._event_loop
+        )
         self._revision = revision
         self._act = act
         # Publishes the review as received (the Kafka audit copy), when Kafka is configured.
@@ -241,7 +260,6 @@ class AdmissionWebhook:
         self._pending: set[asyncio.Task[None]] = set()
         self._unrecorded: list[Record] = []
         self._record_timer: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         return None
@@ -455,15 +473,6 @@ class AdmissionWebhook:
         task = self._event_loop().create_task(job)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
-
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
-        """The running loop, looked up once: ``asyncio.get_running_loop()`` (and
-        ``asyncio.create_task``, which calls it) makes a getpid() system call each time on CPython
-        3.11, and a review needed four (2% of the loop's time at saturation)."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            loop = self._loop = asyncio.get_running_loop()
-        return loop
 
     def _bad_request(self, message: str, field: str | None) -> web.Response:
         self.metrics.invalid.inc()
