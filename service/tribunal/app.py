@@ -64,7 +64,10 @@ def build_store(settings: Settings) -> SqlStore:
     """The SQL store of ``settings.database_url`` with its retention; ``start()`` it before use."""
     retention = timedelta(days=settings.retention_days) if settings.retention_days else None
     return SqlStore(
-        settings.database_url, retention=retention, compress_level=settings.database_compress_level
+        settings.database_url,
+        retention=retention,
+        compress_level=settings.database_compress_level,
+        thread_nice=settings.database_thread_nice,
     )
 
 

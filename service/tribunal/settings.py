@@ -125,6 +125,14 @@ class Settings(BaseSettings):
         le=19,
         description="zstd level (1-19) of stored raw evidence: 1-3 cost least CPU; more stores less.",
     )
+    database_thread_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="SQLite: how much lower than the server's its database threads run (a nice "
+        "increment, 0-19; 0: the same). Writes are background work: below the event loop and the judge "
+        "workers, their bursts no longer delay answers. Ignored for PostgreSQL.",
+    )
     retention_days: float | None = Field(
         None,
         gt=0,

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import random
 import sys
+import threading
 import zlib
 from collections import Counter
 from datetime import timedelta
@@ -499,3 +500,36 @@ async def test_a_large_batch_lets_the_event_loop_turn_every_few_records(
     steps = list(itertools.pairwise(seen))
     assert max(b[0] - a[0] for a, b in steps) <= write.PACE
     assert max(b[1] - a[1] for a, b in steps) <= 4 * write.PACE
+
+
+def _thread_nice_values() -> dict[int, int]:
+    """The nice value of each thread of this process (Linux: field 19 of /proc/self/task/*/stat)."""
+    from pathlib import Path
+
+    values = {}
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        try:
+            values[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[16])
+        except (OSError, ValueError, IndexError):
+            continue
+    return values
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+async def test_sqlite_connection_threads_run_below_the_event_loop(tmp_path, make_record: MakeRecord) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'nice.db'}"
+    main = threading.get_native_id()
+    base = _thread_nice_values()[main]
+    before = set(_thread_nice_values())
+    async with SqlStore(url, thread_nice=7) as store:
+        await store.record([make_record("n1", privileged=True)])
+        lowered = {tid: nice for tid, nice in _thread_nice_values().items() if tid not in before}
+        assert (await store.counts())["verdicts"] == 1
+    assert lowered and set(lowered.values()) == {min(19, base + 7)}  # aiosqlite's connection threads
+    assert _thread_nice_values()[main] == base  # the event loop's thread keeps its priority
+
+    before = set(_thread_nice_values())
+    async with SqlStore(f"sqlite+aiosqlite:///{tmp_path / 'same.db'}") as store:
+        await store.record([make_record("n2")])
+        same = {tid: nice for tid, nice in _thread_nice_values().items() if tid not in before}
+    assert same and set(same.values()) == {base}

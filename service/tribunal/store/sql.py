@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
+import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -53,9 +55,10 @@ log = logging.getLogger("tribunal.store")
 SQLITE_MIN = (3, 35)  # RETURNING (3.35) and UPDATE ... FROM (3.33)
 
 
-def create_store_engine(url: str) -> AsyncEngine:
+def create_store_engine(url: str, thread_nice: int = 0) -> AsyncEngine:
     """An async engine for ``url``: SQLite in WAL mode with a busy timeout and ``BEGIN IMMEDIATE`` for
-    writes, or PostgreSQL through asyncpg."""
+    writes, its connections' threads at ``thread_nice`` (see ``lower_thread_priority``), or
+    PostgreSQL through asyncpg."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -75,7 +78,7 @@ def create_store_engine(url: str) -> AsyncEngine:
             connect_args={"timeout": 60},
             **({"poolclass": StaticPool} if memory else {}),
         )
-        _sqlite_transactions(engine, wal=not memory)
+        _sqlite_transactions(engine, wal=not memory, thread_nice=thread_nice)
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() != "asyncpg":
@@ -86,10 +89,27 @@ def create_store_engine(url: str) -> AsyncEngine:
     )
 
 
-def _sqlite_transactions(engine: AsyncEngine, wal: bool) -> None:
+def lower_thread_priority(nice: int) -> int:
+    """Add ``nice`` to the nice value of the calling thread (Linux schedules threads one by one; a
+    no-op elsewhere and for 0); returns the thread's nice value after."""
+    if not nice or not hasattr(os, "setpriority"):
+        return 0
+    tid = threading.get_native_id()
+    current = os.getpriority(os.PRIO_PROCESS, tid)
+    os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
+    return os.getpriority(os.PRIO_PROCESS, tid)
+
+
+def _sqlite_transactions(engine: AsyncEngine, wal: bool, thread_nice: int = 0) -> None:
     """pysqlite's own transaction handling defers BEGIN; take it over so writes start with BEGIN
     IMMEDIATE (the write lock up front: two writer processes wait for each other instead of failing
-    with 'database is locked' on lock upgrade) and reads with a plain BEGIN."""
+    with 'database is locked' on lock upgrade) and reads with a plain BEGIN.
+
+    aiosqlite runs each connection in a thread of its own. With ``thread_nice`` that thread runs at
+    a lower priority than the event loop and the judge workers: SQLite's writes are background work,
+    and at the same priority their bursts took the CPU from the loop answering reviews (measured on
+    2 cores at 500 reviews/s: docs/benchmarks.md). The thread lowers itself, through an SQL function
+    (the only public way to run code on aiosqlite's thread)."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -99,6 +119,9 @@ def _sqlite_transactions(engine: AsyncEngine, wal: bool) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=60000")
+        if thread_nice:
+            dbapi_connection.create_function("tribunal_lower_priority", 1, lower_thread_priority)
+            cursor.execute("SELECT tribunal_lower_priority(?)", (thread_nice,))
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -115,7 +138,7 @@ class SqlStore:
     ``retention`` prunes raw evidence bodies older than it (rows, verdicts and findings are kept),
     at start and then at most every ``prune_interval`` while recording. Raw bodies are stored
     zstd-compressed at ``compress_level`` (1-19; any level, and the zlib of earlier versions, reads
-    back the same)."""
+    back the same). On SQLite, ``thread_nice`` lowers the priority of the connections' threads."""
 
     def __init__(
         self,
@@ -124,8 +147,10 @@ class SqlStore:
         retention: timedelta | None = None,
         prune_interval: timedelta = timedelta(hours=1),
         compress_level: int = DEFAULT_LEVEL,
+        thread_nice: int = 0,
     ) -> None:
         self.url = url
+        self.thread_nice = thread_nice
         self.retention = retention
         self.prune_interval = prune_interval
         self.compress_level = compress_level
@@ -155,7 +180,7 @@ class SqlStore:
         """Connect and upgrade the schema in place; prune when retention is set."""
         if self._engine is not None:
             raise StoreError("the store is already started")
-        self._engine = create_store_engine(self.url)
+        self._engine = create_store_engine(self.url, self.thread_nice)
         self._writer = RecordWriter(self._engine.dialect.name, self._codec)
         try:
             applied = await migrate(self._engine)
