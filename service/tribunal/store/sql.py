@@ -91,13 +91,18 @@ def create_store_engine(url: str, thread_nice: int = 0) -> AsyncEngine:
 
 def lower_thread_priority(nice: int) -> int:
     """Add ``nice`` to the nice value of the calling thread (Linux schedules threads one by one; a
-    no-op elsewhere and for 0); returns the thread's nice value after."""
+    no-op elsewhere and for 0); returns the thread's nice value after. Never raises: where the
+    system refuses, the thread keeps its priority and a warning is logged."""
     if not nice or not hasattr(os, "setpriority"):
         return 0
     tid = threading.get_native_id()
-    current = os.getpriority(os.PRIO_PROCESS, tid)
-    os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
-    return os.getpriority(os.PRIO_PROCESS, tid)
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + nice))
+        return os.getpriority(os.PRIO_PROCESS, tid)
+    except OSError as exc:  # a sandbox that refuses it: the writes still work, at the same priority
+        log.warning("could not lower the priority of a database thread: %s", exc)
+        return 0
 
 
 def _sqlite_transactions(engine: AsyncEngine, wal: bool, thread_nice: int = 0) -> None:

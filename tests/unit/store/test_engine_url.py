@@ -29,3 +29,19 @@ def test_an_sqlite_older_than_the_writes_need_is_refused_with_its_version(
 def test_a_url_without_a_supported_async_driver_is_refused(url: str, message: str) -> None:
     with pytest.raises(StoreError, match=message):
         create_store_engine(url)
+
+
+def test_a_refused_priority_change_leaves_the_thread_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+
+    from tribunal.store.sql import lower_thread_priority
+
+    def refuse(*_: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "setpriority", refuse)
+    assert lower_thread_priority(10) == 0
+    assert "could not lower the priority of a database thread" in caplog.text
+    assert lower_thread_priority(0) == 0  # 0 asks for nothing
