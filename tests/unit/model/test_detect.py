@@ -68,6 +68,30 @@ def test_pod_specs_of_every_template_kind() -> None:
         assert specs[0][1].containers[0].image == "busybox:1.36"
 
 
+def test_images_come_from_every_container_list_in_order_and_from_templates() -> None:
+    spec = {
+        "initContainers": [{"name": "init", "image": "busybox:1.36"}],
+        "containers": [{"name": "a", "image": "nginx:1.27"}, {"name": "b", "image": ""}, {"name": "c"}],
+        "ephemeralContainers": [{"name": "debug", "image": "alpine:3.20"}],
+    }
+    pod_review = parse_evidence(review({"kind": "Pod", "metadata": {"name": "p"}, "spec": spec}))
+    deployment = {"kind": "Deployment", "spec": {"template": {"spec": spec}}}
+    for evidence in (pod_review, parse_evidence(review(deployment))):
+        body = evidence.body
+        assert isinstance(body, AdmissionReview)
+        assert body.images() == ["nginx:1.27", "busybox:1.36", "alpine:3.20"]
+        assert body.images() == [c.image for _, s in body.pod_specs() for c in s.all_containers() if c.image]
+        assert evidence.subject.image == "nginx:1.27"
+
+
+def test_a_malformed_container_list_is_judged_not_refused() -> None:
+    # The API server validates objects before it calls webhooks; a file or a Kafka message need not.
+    spec = {"containers": "oops", "initContainers": [5, {"image": 7}, {"image": "busybox:1.36"}]}
+    evidence = parse_evidence(review({"kind": "Pod", "metadata": {"name": "p"}, "spec": spec}))
+    assert evidence.subject.image == "busybox:1.36"
+    assert parse_evidence(review({"kind": "Pod", "spec": "oops"})).subject.image is None
+
+
 def test_non_workload_has_no_pod_spec() -> None:
     body = parse_evidence(review({"kind": "ConfigMap", "data": {"a": "b"}})).body
     assert isinstance(body, AdmissionReview)
