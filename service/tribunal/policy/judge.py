@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from tribunal.model import Enforcement, Evidence, Severity, Verdict, Violation, decide
+from tribunal.model import Decision, Enforcement, Evidence, Severity, Verdict, Violation
 from tribunal.policy.enforcement import EnforcementConfig
 from tribunal.policy.engine import PolicyEngine, create_engine
 from tribunal.policy.errors import PolicyEvaluationError
@@ -103,42 +103,74 @@ class Judge:
         return raw, (time.perf_counter() - started) * 1000
 
     def _verdict(self, evidence: Evidence, raw: list[dict[str, Any]], latency_ms: float) -> Verdict:
-        violations = sorted(
-            (self._violation(item, evidence) for item in raw),
-            key=lambda v: (-v.severity.rank, v.policy, v.msg),
-        )
-        return Verdict(
-            evidence_id=evidence.id,
-            kind=evidence.kind,
-            subject=evidence.subject,
-            decision=decide(violations),
-            violations=violations,
-            policy_revision=self.revision,
-            engine=self.engine.name,
-            evaluated_at=datetime.now(UTC),
-            latency_ms=round(latency_ms, 4),
-        )
-
-    def _violation(self, item: dict[str, Any], evidence: Evidence) -> Violation:
-        policy_id = str(item.get("policy", ""))
-        info = self.policy_set.policy(policy_id)
-        default = info.enforcement if info else Enforcement.DENY
-        enforcement = self.enforcement.resolve(policy_id, default, evidence.subject.namespace)
+        """The Verdict on ``raw``, the engine's violations: every violation validated in one call of
+        pydantic's (a call per violation cost twice the time, a third of a worker's Python per review)."""
+        namespace = evidence.subject.namespace
+        fields = [self._violation_fields(item, namespace) for item in raw]
         try:
-            return Violation.model_validate(
+            verdict = Verdict.model_validate(
                 {
-                    "policy": policy_id,
-                    "msg": item.get("msg", ""),
-                    "severity": item.get("severity") or (info.severity if info else Severity.MEDIUM),
-                    "controls": item.get("controls") or (info.controls if info else []),
-                    "details": item.get("details") or {},
-                    "enforcement": enforcement,
-                    "exception": item.get("exception"),
+                    "evidence_id": evidence.id,
+                    "kind": evidence.kind,
+                    "subject": evidence.subject,
+                    "decision": _decision(fields),
+                    "violations": fields,
+                    "policy_revision": self.revision,
+                    "engine": self.engine.name,
+                    "evaluated_at": datetime.now(UTC),
+                    "latency_ms": round(latency_ms, 4),
                 }
             )
         except ValidationError as exc:
-            err = exc.errors(include_url=False)[0]
-            where = info.path if info else policy_id
-            raise PolicyEvaluationError(
-                f"{where}: a violation breaks the contract at {'.'.join(map(str, err['loc']))}: {err['msg']}"
-            ) from None
+            raise self._contract_error(exc, fields) from None
+        verdict.violations.sort(key=_violation_order)
+        return verdict
+
+    def _violation_fields(self, item: dict[str, Any], namespace: str | None) -> dict[str, Any]:
+        """A Violation's fields from one engine result: the policy's metadata fills what the result
+        leaves out, and its enforcement is resolved for ``namespace``."""
+        policy_id = str(item.get("policy", ""))
+        info = self.policy_set.policy(policy_id)
+        default = info.enforcement if info else Enforcement.DENY
+        return {
+            "policy": policy_id,
+            "msg": item.get("msg", ""),
+            "severity": item.get("severity") or (info.severity if info else Severity.MEDIUM),
+            "controls": item.get("controls") or (info.controls if info else []),
+            "details": item.get("details") or {},
+            "enforcement": self.enforcement.resolve(policy_id, default, namespace),
+            "exception": item.get("exception"),
+        }
+
+    def _contract_error(self, exc: ValidationError, fields: list[dict[str, Any]]) -> PolicyEvaluationError:
+        """The first error of ``exc``, named by the file of the policy whose violation broke the contract."""
+        err = exc.errors(include_url=False)[0]
+        loc = err["loc"]
+        if len(loc) >= 2 and loc[0] == "violations" and isinstance(loc[1], int):
+            policy_id = fields[loc[1]]["policy"]
+            info = self.policy_set.policy(policy_id)
+            where, loc = (info.path if info else policy_id), loc[2:]
+        else:
+            where = "the verdict"
+        return PolicyEvaluationError(
+            f"{where}: a violation breaks the contract at {'.'.join(map(str, loc))}: {err['msg']}"
+        )
+
+
+def _decision(fields: list[dict[str, Any]]) -> Decision:
+    """:func:`tribunal.model.decide` on violations not yet validated (their enforcement is resolved
+    already; an exception that is not None or a string fails validation anyway)."""
+    decision = Decision.ALLOW
+    for item in fields:
+        enforcement = item["enforcement"]
+        if item["exception"] is not None or enforcement == Enforcement.DRYRUN:
+            continue
+        if enforcement == Enforcement.DENY:
+            return Decision.DENY
+        decision = Decision.WARN
+    return decision
+
+
+def _violation_order(violation: Violation) -> tuple[int, str, str]:
+    """Worst first, then by policy and message."""
+    return (-violation.severity.rank, violation.policy, violation.msg)

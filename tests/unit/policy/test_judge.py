@@ -107,6 +107,26 @@ def test_judging_many_gives_each_evidence_its_own_verdict_or_error(policy_dir: B
     assert judge.judge_many([]) == []
 
 
+# A violation whose severity is not on the scale: the policy's bug, named by its file and the field.
+BAD_SEVERITY = """package tribunal.admission.bad_severity
+import rego.v1
+violations contains {"msg": "odd", "severity": "urgent", "controls": ["x:1"], "details": {}} if {
+	input.event.request.object.kind == "Pod"
+}
+"""
+
+
+def test_a_violation_breaking_the_contract_names_its_policy_file_and_field(policy_dir: Build) -> None:
+    root = policy_dir({"admission/privileged.rego": PRIVILEGED, "admission/bad_severity.rego": BAD_SEVERITY})
+    judge = Judge.build(load_policy_set(root))
+    with pytest.raises(
+        PolicyEvaluationError, match=r"bad_severity\.rego: a violation breaks the contract at severity"
+    ):
+        judge.judge(parse_evidence(review(PRIV_POD)))
+    [failed] = judge.judge_many([parse_evidence(review(PRIV_POD, uid="u1"))])
+    assert isinstance(failed, PolicyEvaluationError) and "bad_severity.rego" in str(failed)
+
+
 def test_overrides_global_and_per_namespace(policy_dir: Build) -> None:
     root = policy_dir({"admission/privileged.rego": PRIVILEGED, "admission/latest_tag.rego": LATEST})
     config = EnforcementConfig.model_validate(
