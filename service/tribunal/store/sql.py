@@ -91,8 +91,9 @@ def create_store_engine(url: str, thread_nice: int = 0) -> AsyncEngine:
 
 def lower_thread_priority(nice: int) -> int:
     """Add ``nice`` to the nice value of the calling thread (Linux schedules threads one by one; a
-    no-op elsewhere and for 0); returns the thread's nice value after. Never raises: where the
-    system refuses, the thread keeps its priority and a warning is logged."""
+    no-op elsewhere and for 0); returns the thread's nice value after, or 0 when it asked for
+    nothing or was refused. Never raises: where the system refuses, the thread keeps its priority
+    and a warning is logged."""
     if not nice or not hasattr(os, "setpriority"):
         return 0
     tid = threading.get_native_id()
