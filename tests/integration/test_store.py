@@ -14,12 +14,12 @@ from datetime import timedelta
 from enum import Enum
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import MetaData, func, select, text
 
 from tests.conftest import PROJECT
 from tests.integration.conftest import T0, MakeRecord
 from tests.integration.store_writer import numbered_record
-from tribunal.model import Decision, Severity, Violation
+from tribunal.model import Decision, Enforcement, Severity, Violation
 from tribunal.store import (
     SCHEMA_VERSION,
     FindingQuery,
@@ -34,6 +34,7 @@ from tribunal.store import (
     write,
 )
 from tribunal.store import schema as tables
+from tribunal.store.migrations import violations_v1
 
 
 async def test_rewriting_the_same_evidence_changes_nothing(
@@ -212,12 +213,13 @@ async def test_upgrade_from_the_first_schema_keeps_the_record(
                     evaluated_at=T0, latency_ms=0.2,
                 )
             )  # fmt: skip
-            await conn.execute(
-                tables.violations.insert().values(
-                    evidence_id="v1-ev", policy="privileged_containers", severity="high",
-                    enforcement="deny", msg="privileged", controls="[]", details="{}",
-                )
-            )  # fmt: skip
+            for n, policy in enumerate(["privileged_containers", "host_path"]):  # kept in this order
+                await conn.execute(
+                    violations_v1(MetaData()).insert().values(
+                        evidence_id="v1-ev", policy=policy, severity="high", enforcement="deny",
+                        msg=f"m{n}", controls='["cis-k8s:5.2.1"]', details='{"container": "c"}',
+                    )
+                )  # fmt: skip
             await conn.execute(
                 text(
                     "INSERT INTO findings (policy, subject_key, kind, namespace, subject, severity, status, "
@@ -232,7 +234,7 @@ async def test_upgrade_from_the_first_schema_keeps_the_record(
         await engine.dispose()
 
     async with SqlStore(database_url) as store:
-        assert await schema_version_of(store.engine) == SCHEMA_VERSION == 3
+        assert await schema_version_of(store.engine) == SCHEMA_VERSION == 4
         (ported,) = (await store.findings(FindingQuery(policy=["host_ports"]))).items
         backfilled = await store.activity()
         await store.record([make_record("new", privileged=True, minutes=60)])
@@ -240,6 +242,8 @@ async def test_upgrade_from_the_first_schema_keeps_the_record(
         daily = await store.daily_violations(["privileged_containers"])
         (privileged,) = (await store.findings(FindingQuery(policy=["privileged_containers"]))).items
         verdicts = (await store.verdicts(VerdictQuery())).items
+        by_policy = (await store.verdicts(VerdictQuery(policy="host_path"))).items
+        counts = await store.counts()
         assert await store.record_to_act([make_record("outbox", minutes=61)]) == ["outbox"]  # v3 table
     assert ported.status is FindingStatus.RESOLVED and ported.resolved_at == T0
     assert [(a.day, a.namespace, a.verdicts, a.denied) for a in backfilled] == [(T0.date(), "shop", 1, 1)]
@@ -247,12 +251,22 @@ async def test_upgrade_from_the_first_schema_keeps_the_record(
     assert [(d.day, d.violations) for d in daily] == [(T0.date(), 2)]
     assert privileged.status is FindingStatus.OPEN and privileged.first_evidence_id == "new"
     assert [v.evidence_id for v in verdicts] == ["new", "v1-ev"]
+    # v4: the violations rows moved into their verdict's row, in order, with their JSON read back.
+    old = verdicts[1].violations
+    assert [(x.policy, x.msg, x.severity, x.enforcement) for x in old] == [
+        ("privileged_containers", "m0", Severity.HIGH, Enforcement.DENY),
+        ("host_path", "m1", Severity.HIGH, Enforcement.DENY),
+    ]
+    assert old[0].controls == ["cis-k8s:5.2.1"] and old[0].details == {"container": "c"}
+    assert old[0].exception is None
+    assert [v.evidence_id for v in by_policy] == ["v1-ev"]
+    assert counts["violations"] == 2 + len(verdicts[0].violations)
 
 
 async def test_migrating_twice_applies_nothing_and_a_newer_schema_is_refused(database_url: str) -> None:
     engine = create_store_engine(database_url)
     try:
-        assert await migrate(engine) == [1, 2, 3]
+        assert await migrate(engine) == [1, 2, 3, 4]
         assert await migrate(engine) == []
         async with engine.begin() as conn:
             await conn.execute(
@@ -398,7 +412,6 @@ def test_the_write_path_covers_every_column() -> None:
     for table, columns in [
         (tables.evidence, write.EVIDENCE_COLUMNS),
         (tables.verdicts, write.VERDICT_COLUMNS),
-        (tables.violations, write.VIOLATION_COLUMNS),
         (tables.actions, write.ACTION_COLUMNS),
         (tables.findings, write.FINDING_COLUMNS),
         (tables.daily_activity, write.ACTIVITY_COLUMNS),

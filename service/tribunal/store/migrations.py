@@ -11,7 +11,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Connection, Index, Integer, MetaData, String, Table, Text, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tribunal.store import schema
@@ -31,10 +43,52 @@ class Migration:
 def _v1_initial(conn: Connection) -> None:
     """Evidence, verdicts, violations, action outcomes and findings."""
     m = MetaData()
-    for table in (schema.evidence, schema.verdicts, schema.violations, schema.actions):
+    for table in (schema.evidence, schema.actions):
         table.to_metadata(m)
+    verdicts_v1(m)
+    violations_v1(m)
     _findings_v1(m)
     m.create_all(conn)
+
+
+def verdicts_v1(m: MetaData) -> Table:
+    """The verdicts table of schemas 1-3 (schema 4 added ``violations``)."""
+    return Table(
+        "verdicts",
+        m,
+        Column("evidence_id", String(256), primary_key=True),
+        Column("kind", String(16), nullable=False),
+        Column("subject_key", Text, nullable=False),
+        Column("namespace", String(253), nullable=False),
+        Column("decision", String(8), nullable=False),
+        Column("policy_revision", String(128), nullable=False),
+        Column("engine", String(32), nullable=False),
+        Column("received_at", schema.UTCDateTime, nullable=False),
+        Column("evaluated_at", schema.UTCDateTime, nullable=False),
+        Column("latency_ms", Float, nullable=False),
+        Index("ix_verdicts_received_at", "received_at", "evidence_id"),
+        Index("ix_verdicts_namespace", "namespace", "received_at"),
+    )
+
+
+def violations_v1(m: MetaData) -> Table:
+    """The violations table of schemas 1-3, one row per violation (schema 4 keeps them in the
+    verdict's row)."""
+    return Table(
+        "violations",
+        m,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("evidence_id", String(256), nullable=False),
+        Column("policy", String(128), nullable=False),
+        Column("severity", String(8), nullable=False),
+        Column("enforcement", String(8), nullable=False),
+        Column("msg", Text, nullable=False),
+        Column("controls", Text, nullable=False),  # JSON list
+        Column("details", Text, nullable=False),  # JSON object
+        Column("exception", Text, nullable=True),
+        Index("ix_violations_evidence", "evidence_id"),
+        Index("ix_violations_policy", "policy"),
+    )
 
 
 def _findings_v1(m: MetaData) -> Table:
@@ -105,10 +159,43 @@ def _v3_pending_actions(conn: Connection) -> None:
     ).create(conn)
 
 
+def _v4_violations_in_verdicts(conn: Connection) -> None:
+    """Each verdict's violations as one JSON list in its row, moved from the violations table, which
+    goes: a verdict took one row and its violations six more (the shared reviews' average), and
+    writing those rows was the largest part of recording (docs/benchmarks.md)."""
+    conn.execute(text("ALTER TABLE verdicts ADD COLUMN violations TEXT NOT NULL DEFAULT '[]'"))
+    fields = "'policy', x.policy, 'msg', x.msg, 'severity', x.severity, {controls}, {details}, " \
+        "'enforcement', x.enforcement, 'exception', x.exception"  # fmt: skip
+    if conn.dialect.name == "postgresql":
+        pairs = fields.format(
+            controls="'controls', CAST(x.controls AS json)", details="'details', CAST(x.details AS json)"
+        )
+        conn.execute(
+            text(
+                "UPDATE verdicts SET violations = s.list FROM ("
+                f"SELECT x.evidence_id, CAST(json_agg(json_build_object({pairs}) ORDER BY x.id) AS text) "
+                "AS list FROM violations x GROUP BY x.evidence_id) s "
+                "WHERE verdicts.evidence_id = s.evidence_id"
+            )
+        )
+    else:
+        pairs = fields.format(controls="'controls', json(x.controls)", details="'details', json(x.details)")
+        conn.execute(
+            text(
+                "UPDATE verdicts SET violations = (SELECT json_group_array(json(o)) FROM ("
+                f"SELECT json_object({pairs}) AS o FROM violations x "
+                "WHERE x.evidence_id = verdicts.evidence_id ORDER BY x.id)) "
+                "WHERE evidence_id IN (SELECT evidence_id FROM violations)"
+            )
+        )
+    conn.execute(text("DROP TABLE violations"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "evidence, verdicts, violations, action outcomes, findings", _v1_initial),
     Migration(2, "findings.resolved_at and daily rollups", _v2_rollups),
     Migration(3, "the action outbox (pending_actions)", _v3_pending_actions),
+    Migration(4, "violations kept in their verdict's row", _v4_violations_in_verdicts),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -87,24 +87,11 @@ verdicts = Table(
     Column("received_at", UTCDateTime, nullable=False),
     Column("evaluated_at", UTCDateTime, nullable=False),
     Column("latency_ms", Float, nullable=False),
+    # JSON list of the verdict's violations, each as the Violation model dumps it: policy, msg,
+    # severity, controls, details, enforcement, exception (schema 4; a table of their own before).
+    Column("violations", Text, nullable=False),
     Index("ix_verdicts_received_at", "received_at", "evidence_id"),
     Index("ix_verdicts_namespace", "namespace", "received_at"),
-)
-
-violations = Table(
-    "violations",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("evidence_id", String(256), nullable=False),
-    Column("policy", String(128), nullable=False),
-    Column("severity", String(8), nullable=False),
-    Column("enforcement", String(8), nullable=False),
-    Column("msg", Text, nullable=False),
-    Column("controls", Text, nullable=False),  # JSON list
-    Column("details", Text, nullable=False),  # JSON object
-    Column("exception", Text, nullable=True),
-    Index("ix_violations_evidence", "evidence_id"),
-    Index("ix_violations_policy", "policy"),
 )
 
 actions = Table(

@@ -8,14 +8,13 @@ import logging
 import os
 import sqlite3
 import threading
-from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, event, func, or_, select, tuple_, update
+from sqlalchemy import Select, TextClause, event, func, or_, select, text, tuple_, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -23,12 +22,10 @@ from sqlalchemy.pool import StaticPool
 
 from tribunal.model import (
     Decision,
-    Enforcement,
     EvidenceKind,
     Severity,
     Subject,
     Verdict,
-    Violation,
     parse_evidence,
 )
 from tribunal.store import schema
@@ -43,13 +40,12 @@ from tribunal.store.queries import (
     StoredEvidence,
     VerdictQuery,
     VerdictRow,
-    ViolationRow,
     decode_cursor,
     encode_cursor,
 )
 from tribunal.store.raw import DEFAULT_LEVEL, RawCodec
 from tribunal.store.recorder import Record
-from tribunal.store.write import CHUNK, RecordWriter, aware
+from tribunal.store.write import CHUNK, VIOLATIONS_JSON, RecordWriter, aware
 
 log = logging.getLogger("tribunal.store")
 SQLITE_MIN = (3, 35)  # RETURNING (3.35) and UPDATE ... FROM (3.33)
@@ -273,13 +269,13 @@ class SqlStore:
     async def claim_unsettled(self, grace: timedelta, limit: int = 100) -> list[Record]:
         """Up to ``limit`` outbox entries recorded more than ``grace`` ago (their actions never
         settled: whoever recorded them died before acting), rebuilt as they were recorded: the
-        Evidence from its stored raw body, the Verdict from its verdict and violation rows (not
-        judged again). Taking them is a lease: their ``recorded_at`` becomes now, in one transaction
-        and only where it is still older than ``grace`` (on PostgreSQL rows another replica is
-        claiming are skipped), so several replicas on one database never take the same entry while
-        its lease runs. Entries that cannot be rebuilt (the raw body was pruned by retention, or no
+        Evidence from its stored raw body, the Verdict from its verdict row (not judged again).
+        Taking them is a lease: their ``recorded_at`` becomes now, in one transaction and only where
+        it is still older than ``grace`` (on PostgreSQL rows another replica is claiming are
+        skipped), so several replicas on one database never take the same entry while its lease
+        runs. Entries that cannot be rebuilt (the raw body was pruned by retention, or no
         longer parses) are logged and settled: they are never acted on."""
-        pending, e, v, x = schema.pending_actions, schema.evidence, schema.verdicts, schema.violations
+        pending, e, v = schema.pending_actions, schema.evidence, schema.verdicts
         now = datetime.now(UTC)
         cutoff = now - grace
         due = (
@@ -299,22 +295,15 @@ class SqlStore:
             ids = sorted(row[0] for row in await conn.execute(claim))
             evidence_rows: dict[str, dict[str, Any]] = {}
             verdict_rows: dict[str, dict[str, Any]] = {}
-            violation_rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for chunk in _chunks(ids):
                 for m in (await conn.execute(select(e).where(e.c.id.in_(chunk)))).mappings():
                     evidence_rows[m["id"]] = dict(m)
                 for m in (await conn.execute(select(v).where(v.c.evidence_id.in_(chunk)))).mappings():
                     verdict_rows[m["evidence_id"]] = dict(m)
-                result = await conn.execute(
-                    select(x).where(x.c.evidence_id.in_(chunk)).order_by(x.c.evidence_id, x.c.id)
-                )
-                for m in result.mappings():
-                    violation_rows[m["evidence_id"]].append(dict(m))
         if not ids:
             return []
         built = await asyncio.to_thread(
-            _rebuild_all,
-            [(i, evidence_rows.get(i), verdict_rows.get(i), violation_rows.get(i, [])) for i in ids],
+            _rebuild_all, [(i, evidence_rows.get(i), verdict_rows.get(i)) for i in ids]
         )
         records = [r for r in built if isinstance(r, Record)]
         dropped = [r for r in built if isinstance(r, str)]
@@ -406,10 +395,7 @@ class SqlStore:
         if query.until is not None:
             stmt = stmt.where(v.c.received_at < query.until)
         if query.policy is not None:
-            x = schema.violations
-            stmt = stmt.where(
-                select(x.c.id).where(x.c.evidence_id == v.c.evidence_id, x.c.policy == query.policy).exists()
-            )
+            stmt = stmt.where(self._violates(query.policy))
         if query.cursor is not None:
             at, eid = decode_cursor(query.cursor, 2)
             stmt = stmt.where(tuple_(v.c.received_at, v.c.evidence_id) < tuple_(_cursor_time(at), str(eid)))
@@ -418,27 +404,9 @@ class SqlStore:
             rows = [dict(r) for r in (await conn.execute(stmt)).mappings()]
             more = len(rows) > query.limit
             rows = rows[: query.limit]
-            found: dict[str, list[ViolationRow]] = defaultdict(list)
-            for chunk in _chunks([r["evidence_id"] for r in rows]):
-                x = schema.violations
-                result = await conn.execute(
-                    select(x).where(x.c.evidence_id.in_(chunk)).order_by(x.c.evidence_id, x.c.id)
-                )
-                for m in result.mappings():
-                    found[m["evidence_id"]].append(
-                        ViolationRow(
-                            policy=m["policy"],
-                            severity=m["severity"],
-                            enforcement=m["enforcement"],
-                            msg=m["msg"],
-                            controls=orjson.loads(m["controls"]),
-                            details=orjson.loads(m["details"]),
-                            exception=m["exception"],
-                        )
-                    )
         items = [
             VerdictRow.model_validate(
-                {**r, "namespace": r["namespace"] or None, "violations": found[r["evidence_id"]]}
+                {**r, "namespace": r["namespace"] or None, "violations": orjson.loads(r["violations"])}
             )
             for r in rows
         ]
@@ -519,6 +487,21 @@ class SqlStore:
                 for m in (await conn.execute(stmt)).mappings()
             ]
 
+    def _violates(self, policy: str) -> TextClause:
+        """Verdicts with a violation of ``policy`` (a scan of the JSON lists of the rows the other
+        conditions leave)."""
+        if self.dialect == "postgresql":
+            condition = (
+                "EXISTS (SELECT 1 FROM json_array_elements(CAST(verdicts.violations AS json)) AS x "
+                "WHERE x->>'policy' = :violated_policy)"
+            )
+        else:
+            condition = (
+                "EXISTS (SELECT 1 FROM json_each(verdicts.violations) AS x "
+                "WHERE json_extract(x.value, '$.policy') = :violated_policy)"
+            )
+        return text(condition).bindparams(violated_policy=policy)
+
     async def daily_violations(
         self, policies: Iterable[str], namespace: str | None = None, since: datetime | None = None
     ) -> list[DailyViolationsRow]:
@@ -541,7 +524,6 @@ class SqlStore:
         tables = {
             "evidence": schema.evidence,
             "verdicts": schema.verdicts,
-            "violations": schema.violations,
             "actions": schema.actions,
             "findings": schema.findings,
             "pending_actions": schema.pending_actions,
@@ -550,6 +532,13 @@ class SqlStore:
         async with self.engine.connect() as conn:
             for name, table in tables.items():
                 out[name] = int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+            length = (
+                "json_array_length(CAST(violations AS json))"
+                if self.dialect == "postgresql"
+                else "json_array_length(violations)"
+            )
+            total = await conn.execute(text(f"SELECT coalesce(sum({length}), 0) FROM verdicts"))
+            out["violations"] = int(total.scalar_one())
             out["raw_kept"] = int(
                 (
                     await conn.execute(
@@ -562,14 +551,12 @@ class SqlStore:
         return out
 
 
-def _rebuild_all(
-    rows: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, list[dict[str, Any]]]],
-) -> list[Record | str]:
+def _rebuild_all(rows: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]]) -> list[Record | str]:
     """Each outbox entry as a Record, or its evidence id when it cannot be rebuilt (logged). Runs in
     a thread of its own: it has its own codec."""
     codec = RawCodec()
     out: list[Record | str] = []
-    for evidence_id, evidence_row, verdict_row, violation_rows in rows:
+    for evidence_id, evidence_row, verdict_row in rows:
         if evidence_row is None or verdict_row is None:
             log.warning("outbox: evidence %s has no recorded verdict; its actions are dropped", evidence_id)
             out.append(evidence_id)
@@ -582,7 +569,7 @@ def _rebuild_all(
             out.append(evidence_id)
         else:
             try:
-                out.append(_rebuild(evidence_row, verdict_row, violation_rows, codec))
+                out.append(_rebuild(evidence_row, verdict_row, codec))
             except Exception as exc:  # a body that no longer parses must not stop the others
                 log.warning(
                     "outbox: evidence %s cannot be rebuilt (%s); its actions are dropped", evidence_id, exc
@@ -591,12 +578,7 @@ def _rebuild_all(
     return out
 
 
-def _rebuild(
-    evidence_row: dict[str, Any],
-    verdict_row: dict[str, Any],
-    violation_rows: list[dict[str, Any]],
-    codec: RawCodec,
-) -> Record:
+def _rebuild(evidence_row: dict[str, Any], verdict_row: dict[str, Any], codec: RawCodec) -> Record:
     """The Record as it was recorded: Evidence parsed again from its raw body, the Verdict as stored."""
     raw = codec.decompress(evidence_row["raw"])
     kind = EvidenceKind(evidence_row["kind"])
@@ -608,18 +590,7 @@ def _rebuild(
         kind=EvidenceKind(verdict_row["kind"]),
         subject=Subject.model_validate_json(evidence_row["subject"]),
         decision=Decision(verdict_row["decision"]),
-        violations=[
-            Violation(
-                policy=m["policy"],
-                msg=m["msg"],
-                severity=Severity(m["severity"]),
-                controls=orjson.loads(m["controls"]),
-                details=orjson.loads(m["details"]),
-                enforcement=Enforcement(m["enforcement"]),
-                exception=m["exception"],
-            )
-            for m in violation_rows
-        ],
+        violations=VIOLATIONS_JSON.validate_json(verdict_row["violations"]),
         policy_revision=verdict_row["policy_revision"],
         engine=verdict_row["engine"],
         evaluated_at=aware(verdict_row["evaluated_at"]),

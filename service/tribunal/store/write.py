@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
 
 import orjson
+from pydantic import TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,10 +44,7 @@ EVIDENCE_COLUMNS = (
 )  # fmt: skip
 VERDICT_COLUMNS = (
     "evidence_id", "kind", "subject_key", "namespace", "decision", "policy_revision", "engine",
-    "received_at", "evaluated_at", "latency_ms",
-)  # fmt: skip
-VIOLATION_COLUMNS = (
-    "evidence_id", "policy", "severity", "enforcement", "msg", "controls", "details", "exception",
+    "received_at", "evaluated_at", "latency_ms", "violations",
 )  # fmt: skip
 ACTION_COLUMNS = ("evidence_id", "target", "status", "recorded_at", "outcome")
 FINDING_COLUMNS = (
@@ -56,6 +54,9 @@ FINDING_COLUMNS = (
 )  # fmt: skip
 ACTIVITY_COLUMNS = ("day", "namespace", "kind", "verdicts", "denied", "warned")
 DAILY_VIOLATION_COLUMNS = ("day", "namespace", "policy", "violations")
+
+# A verdict's violations as its row keeps them (one call, not one per violation).
+VIOLATIONS_JSON = TypeAdapter(list[Violation])
 
 _OPEN, _EXCEPTED, _RESOLVED = (
     FindingStatus.OPEN.value, FindingStatus.EXCEPTED.value, FindingStatus.RESOLVED.value
@@ -245,7 +246,6 @@ class RecordWriter:
         self._time: Callable[[datetime], Any] = aware if self.postgresql else sqlite_time
         self._day: Callable[[date], Any] = _identity if self.postgresql else date.isoformat
         self._verdicts_sql = self._insert_sql("verdicts", VERDICT_COLUMNS)
-        self._violations_sql = self._insert_sql("violations", VIOLATION_COLUMNS)
         self._actions_sql = self._insert_sql("action_outcomes", ACTION_COLUMNS)
         self._findings_sql = self._insert_sql(
             "findings", FINDING_COLUMNS, f" ON CONFLICT (policy, subject_key) DO UPDATE SET {_MERGE_FINDING}"
@@ -279,7 +279,8 @@ class RecordWriter:
 
     async def write(self, conn: AsyncConnection, records: Sequence[Record]) -> list[Record]:
         """Write ``records`` (unique evidence ids, sorted: one lock order for every writer); returns
-        the ones new to the store, whose verdicts, violations, actions, findings and rollups follow."""
+        the ones new to the store, whose verdicts (with their violations), actions, findings and
+        rollups follow."""
         run = await self._statements(conn)
         items = await _paced(records, lambda r: (self._item(r),))
         new_ids: set[str] = set()
@@ -293,9 +294,8 @@ class RecordWriter:
         fresh = [item for item in items if item.id in new_ids]
         if not fresh:
             return []
-        await run.run_many(self._verdicts_sql, [self._verdict_row(item) for item in fresh])
-        violations = await _paced(fresh, self._violation_rows)
-        await run.run_many(self._violations_sql, violations)
+        verdict_rows = await _paced(fresh, lambda item: (self._verdict_row(item),))
+        await run.run_many(self._verdicts_sql, verdict_rows)
         await run.run_many(
             self._actions_sql,
             [row for item in fresh for row in self.action_rows(item.id, item.record.actions)],
@@ -337,19 +337,12 @@ class RecordWriter:
             self.codec.compress(raw), len(raw), None,
         )  # fmt: skip
 
-    @staticmethod
-    def _violation_rows(item: _Item) -> Iterable[tuple[Any, ...]]:
-        for x in item.record.verdict.violations:
-            yield (
-                item.id, x.policy, x.severity.value, x.enforcement.value, x.msg, dumps(x.controls),
-                dumps(x.details), x.exception,
-            )  # fmt: skip
-
     def _verdict_row(self, item: _Item) -> tuple[Any, ...]:
         v = item.record.verdict
         return (
             item.id, v.kind.value, item.key, item.namespace, v.decision.value,
             v.policy_revision, v.engine, item.stored_at, self._time(v.evaluated_at), v.latency_ms,
+            VIOLATIONS_JSON.dump_json(v.violations).decode(),
         )  # fmt: skip
 
     def action_rows(self, evidence_id: str, outcomes: Sequence[dict[str, Any]]) -> Iterable[tuple[Any, ...]]:
