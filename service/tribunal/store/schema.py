@@ -57,7 +57,8 @@ schema_version = Table(
     Column("applied_at", UTCDateTime, nullable=False),
 )
 
-# Evidence as it arrived: the raw document zlib-compressed (NULL once retention pruned it).
+# Evidence as it arrived: the raw document zstd-compressed (zlib in bodies written by earlier
+# releases; NULL once retention pruned it).
 evidence = Table(
     "evidence",
     metadata,
