@@ -123,8 +123,18 @@ class RecorderMetrics(Collector):
         )
         yield CounterMetricFamily(
             "tribunal_recorder_failed",
-            "Verdicts whose write failed (each failure is logged).",
+            "Verdicts given up after their write failed on every retry (each failure is logged).",
             value=recorder.failed,
+        )
+        yield CounterMetricFamily(
+            "tribunal_recorder_retries",
+            "Batch writes that failed and were tried again (the store down or restarting).",
+            value=recorder.retries,
+        )
+        yield CounterMetricFamily(
+            "tribunal_recorder_dropped",
+            "Verdicts never written: the queue was full, or the store did not take them before a stop.",
+            value=recorder.dropped,
         )
 
 
@@ -146,7 +156,7 @@ def build_server(
     sink: Recorder = recorder or store
     # The store records unless a recorder is given (tests); the read API always reads the store.
     components: list[Component] = [store] if recorder is not None else []
-    background_recorder = BackgroundRecorder(sink)
+    background_recorder = BackgroundRecorder(sink, max_queue=settings.recorder_max_queue)
     registry.register(RecorderMetrics(background_recorder))
     # The server's event loop (TLS, HTTP, recording, the consumers) keeps a core of its own: on 2 cores
     # one worker judging with a batch always queued answered more reviews/s than two (benchmarks.md).

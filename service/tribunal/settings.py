@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     exempt_users: NameList = Field([], description="Users admitted unjudged (e.g. system:serviceaccount:…).")
     exempt_groups: NameList = Field([], description="Groups admitted unjudged.")
     max_request_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Largest admission request body.")
+    recorder_max_queue: int = Field(
+        10_000,
+        ge=1,
+        description="Admission verdicts held in memory waiting for the store; past it (the store down or "
+        "too slow) they are dropped and counted in tribunal_recorder_dropped_total.",
+    )
     tls_reload_interval: float = Field(5.0, gt=0, description="Seconds between certificate file checks.")
     policy_reload_interval: float = Field(2.0, gt=0, description="Seconds between policy dir checks.")
     max_document_bytes: int = Field(

@@ -1,5 +1,5 @@
-"""Failure policy on a real evaluation error and past the deadline, and certificate rotation under a
-running server."""
+"""Failure policy on a real evaluation error and past the deadline, certificate rotation under a
+running server, and a store (PostgreSQL) that goes away and comes back."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ import json
 import logging
 import shutil
 import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
+import asyncpg
 import pytest
 
 from tests.conftest import pod, review
-from tests.integration.conftest import StartServer
+from tests.integration.conftest import StartServer, _create_pg_database, _drop_pg_database, _pg_url
 from tribunal.server import generate_self_signed
 
 # regorus's interpreter fails at run time iterating null: a policy bug that only shows on some input.
@@ -158,3 +161,132 @@ async def test_a_half_written_certificate_keeps_the_previous_pair(
     ):
         body = json.loads(await resp.text())
     assert "tls.crt" in body["checks"]["tls"]
+
+
+class CuttableProxy:
+    """A TCP proxy on loopback in front of a real server, whose link can be cut (open connections
+    closed, new ones closed at once) and restored: a database that goes away and comes back."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.cut = False
+        self._links: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self.sever()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def sever(self) -> None:
+        self.cut = True
+        for writer in list(self._links):
+            writer.transport.abort()
+        self._links.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.cut:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._links.update((writer, up_writer))
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._links.discard(writer)
+            writer.transport.abort()
+
+
+@pytest.fixture
+async def pg_through_proxy() -> AsyncIterator[tuple[str, str, CuttableProxy]]:
+    """A fresh PostgreSQL database: (its URL through a cuttable proxy, its direct DSN, the proxy)."""
+    name = await _create_pg_database()
+    direct = _pg_url(name)
+    parsed = urlsplit(direct)
+    proxy = CuttableProxy(parsed.hostname or "127.0.0.1", parsed.port or 5432)
+    await proxy.start()
+    try:
+        yield direct.replace(f"{parsed.hostname}:{parsed.port}", f"127.0.0.1:{proxy.port}"), direct, proxy
+    finally:
+        await proxy.stop()
+        await _drop_pg_database(name)
+
+
+async def _recorder_metrics(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    async with session.get(f"{url}/metrics") as resp:
+        text = await resp.text()
+    return {
+        name: float(line.split()[1])
+        for line in text.splitlines()
+        for name in ("written", "failed", "retries", "dropped")
+        if line.startswith(f"tribunal_recorder_{name}_total ")
+    }
+
+
+async def test_a_store_outage_costs_no_answer_and_bounded_memory_and_loses_only_what_is_counted(  # type: ignore[no-untyped-def]
+    start_server: StartServer, http, pg_through_proxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, direct, proxy = pg_through_proxy
+    server, _ = await start_server(store=True, database_url=url, recorder_max_queue=4)
+    before = [f"before-{i}" for i in range(3)]  # fewer than the queue holds: one hand-over
+    during = [f"during-{i}" for i in range(12)]
+    for uid in before:
+        assert (await _validate(http, server.url, review(pod(PRIVILEGED), uid=uid)))["response"]["uid"] == uid
+    for _ in range(200):  # written before the outage
+        if (await _recorder_metrics(http, server.url)).get("written") == len(before):
+            break
+        await asyncio.sleep(0.05)
+    assert (await _recorder_metrics(http, server.url))["written"] == len(before)
+
+    proxy.sever()
+    with caplog.at_level(logging.WARNING, logger="tribunal.record"):
+        for uid in during:  # one at a time: every hand-over while the store is down
+            answer = (await _validate(http, server.url, review(pod(PRIVILEGED), uid=uid)))["response"]
+            assert answer["uid"] == uid and answer["allowed"] is False
+            await asyncio.sleep(0.06)
+        # Every answer came back while the store was still unreachable.
+        assert proxy.cut
+        for _ in range(200):
+            metrics = await _recorder_metrics(http, server.url)
+            if metrics["retries"] >= 1 and metrics["dropped"] >= 1:
+                break
+            await asyncio.sleep(0.05)
+        proxy.cut = False  # the database is back
+        for _ in range(400):
+            metrics = await _recorder_metrics(http, server.url)
+            if metrics["written"] + metrics["dropped"] + metrics["failed"] >= len(before) + len(during):
+                break
+            await asyncio.sleep(0.05)
+
+    assert metrics["failed"] == 0 and metrics["retries"] >= 1
+    assert 1 <= metrics["dropped"] < len(during)
+    assert metrics["written"] + metrics["dropped"] == len(before) + len(during)
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("retrying in" in m for m in logged), logged
+    assert any("recorder queue is full (4 verdicts" in m for m in logged), logged
+
+    conn = await asyncpg.connect(direct.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        stored = {row[0] for row in await conn.fetch("SELECT evidence_id FROM verdicts")}
+    finally:
+        await conn.close()
+    assert set(before) <= stored  # nothing written before the outage is lost
+    assert stored <= set(before) | set(during)
+    assert len(stored) == metrics["written"]  # each written once, though batches were retried

@@ -273,8 +273,6 @@ class AdmissionWebhook:
             if late:
                 log.warning("stopped with %d verdicts still being acted on", len(late))
         self._hand_over()
-        if self._pending:  # hand-overs waiting for room in a full recorder queue
-            await asyncio.wait(set(self._pending))
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/validate", self.validate)]
@@ -458,16 +456,10 @@ class AdmissionWebhook:
             self._record_timer.cancel()
             self._record_timer = None
         records, self._unrecorded = self._unrecorded, []
-        for i, record in enumerate(records):
-            try:
-                self.recorder.submit(record)
-            except asyncio.QueueFull:  # never drop: wait for room, off the response path
-                self._track(self._put_all(records[i:]))
-                return
-
-    async def _put_all(self, records: list[Record]) -> None:
         for record in records:
-            await self.recorder.put(record)
+            # Never waits: a full queue (the store down for a while) drops, counts and logs, so
+            # a store outage costs bounded memory and never an answer.
+            self.recorder.offer(record)
 
     def _track(self, job: Coroutine[Any, Any, None]) -> None:
         task = self._event_loop().create_task(job)

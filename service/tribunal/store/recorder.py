@@ -176,18 +176,45 @@ class LogRecorder:
             log.info("verdict %s", orjson.dumps(line).decode())
 
 
-class BackgroundRecorder:
-    """Queues records and writes them in batches from one background task. ``submit`` never waits
-    and raises asyncio.QueueFull when the queue is full; ``put`` waits for room (back-pressure, never
-    loss). ``stop`` drains what is queued. A failed write is logged and counted in ``failed``."""
+# Waits between attempts at a batch whose write failed (writes are idempotent on the evidence id, so
+# a retry never records a verdict twice): about 15 s in all, long enough for a database restart or
+# failover; after that the batch is given up, counted and logged.
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+DROP_LOG_INTERVAL = 10.0
 
-    def __init__(self, recorder: Recorder, max_queue: int = 10_000, batch_size: int = 500) -> None:
+
+class BackgroundRecorder:
+    """Queues records and writes them in batches from one background task.
+
+    A failed write is retried after each of ``retry_delays`` (the store may be restarting); a batch
+    that still fails is given up and counted in ``failed``. ``offer`` never waits: when the queue is
+    full (the store has been down or slow for a while) the record is dropped and counted in
+    ``dropped``, so the memory a store outage costs is bounded by ``max_queue``. ``put`` waits for
+    room instead (back-pressure). ``stop`` writes what is queued, for at most ``drain_seconds``; what a
+    store that is still down did not take by then is counted in ``dropped``."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        max_queue: int = 10_000,
+        batch_size: int = 500,
+        *,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+        drain_seconds: float = 20.0,
+    ) -> None:
         self.recorder = recorder
         self.batch_size = batch_size
+        self.retry_delays = tuple(retry_delays)
+        self.drain_seconds = drain_seconds
         self._queue: asyncio.Queue[Record] = asyncio.Queue(max_queue)
         self._task: asyncio.Task[None] | None = None
+        self._writing = 0  # records of the batch being written (or retried)
         self.recorded = 0
         self.failed = 0
+        self.dropped = 0
+        self.retries = 0
+        self._drops_logged = 0
+        self._drop_logged_at: float | None = None
 
     async def start(self) -> None:
         await self.recorder.start()
@@ -195,7 +222,16 @@ class BackgroundRecorder:
 
     async def stop(self) -> None:
         if self._task is not None:
-            await self._queue.join()
+            try:
+                await asyncio.wait_for(self._queue.join(), self.drain_seconds)
+            except TimeoutError:
+                unwritten = self._writing + self._queue.qsize()
+                self.dropped += unwritten
+                log.error(
+                    "stopped with %d verdicts not written: the store did not take them within %g s",
+                    unwritten,
+                    self.drain_seconds,
+                )
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -208,28 +244,73 @@ class BackgroundRecorder:
         return self._queue.qsize()
 
     def submit(self, record: Record) -> None:
-        """Queue ``record``; raises asyncio.QueueFull when the queue is full (use ``put``)."""
+        """Queue ``record``; raises asyncio.QueueFull when the queue is full (see ``offer``)."""
         self._queue.put_nowait(record)
+
+    def offer(self, record: Record) -> bool:
+        """Queue ``record`` if there is room; otherwise drop it, count it in ``dropped`` and log (at
+        most every ``DROP_LOG_INTERVAL`` seconds). Never waits."""
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self._log_drops()
+            return False
+        return True
 
     async def put(self, record: Record) -> None:
         """Queue ``record``, waiting for room when the queue is full."""
         await self._queue.put(record)
 
     async def flush(self) -> None:
-        """Wait until everything queued so far is written."""
+        """Wait until everything queued so far is written (or given up)."""
         await self._queue.join()
+
+    def _log_drops(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._drop_logged_at is not None and now - self._drop_logged_at < DROP_LOG_INTERVAL:
+            return
+        log.error(
+            "the recorder queue is full (%d verdicts: the store is down or too slow); %d verdicts "
+            "dropped since the last report",
+            self._queue.maxsize,
+            self.dropped - self._drops_logged,
+        )
+        self._drops_logged, self._drop_logged_at = self.dropped, now
 
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            self._writing = len(batch)
             try:
-                await self.recorder.record(batch)
-                self.recorded += len(batch)
-            except Exception:  # a failed write is logged and counted; the source keeps serving
-                self.failed += len(batch)
-                log.exception("recording %d verdicts failed", len(batch))
+                await self._write(batch)
             finally:
+                self._writing = 0
                 for _ in batch:
                     self._queue.task_done()
+
+    async def _write(self, batch: list[Record]) -> None:
+        for attempt, delay in enumerate((*self.retry_delays, None), 1):
+            try:
+                await self.recorder.record(batch)
+            except Exception as exc:  # logged and counted; the source keeps serving
+                if delay is None:
+                    self.failed += len(batch)
+                    log.exception("recording %d verdicts failed %d times; given up", len(batch), attempt)
+                    return
+                self.retries += 1
+                log.warning(
+                    "recording %d verdicts failed (attempt %d of %d), retrying in %g s: %s: %s",
+                    len(batch),
+                    attempt,
+                    len(self.retry_delays) + 1,
+                    delay,
+                    type(exc).__name__,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+            else:
+                self.recorded += len(batch)
+                return

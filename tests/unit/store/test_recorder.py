@@ -13,9 +13,12 @@ from tribunal.store import BackgroundRecorder, LogRecorder, Record
 
 
 class ListRecorder:
-    def __init__(self, fail_first: bool = False) -> None:
+    """Keeps the evidence ids of each batch; the first ``failures`` writes raise (-1: every write)."""
+
+    def __init__(self, fail_first: bool = False, failures: int = 0) -> None:
         self.batches: list[list[str]] = []
-        self.fail_first = fail_first
+        self.failures = 1 if fail_first else failures
+        self.attempts = 0
         self.stopped = False
 
     async def start(self) -> None:
@@ -25,8 +28,9 @@ class ListRecorder:
         self.stopped = True
 
     async def record(self, records: Sequence[Record]) -> None:
-        if self.fail_first:
-            self.fail_first = False
+        self.attempts += 1
+        if self.failures:
+            self.failures -= 1
             raise OSError("disk full")
         self.batches.append([r.evidence.id for r in records])
 
@@ -61,7 +65,7 @@ async def test_background_recorder_batches_and_drains_on_stop(records: list[Reco
 
 async def test_background_recorder_survives_a_failed_write(records: list[Record]) -> None:
     sink = ListRecorder(fail_first=True)
-    bg = BackgroundRecorder(sink, batch_size=1)
+    bg = BackgroundRecorder(sink, batch_size=1, retry_delays=())
     await bg.start()
     for r in records[:2]:
         await bg.put(r)
@@ -85,3 +89,64 @@ async def test_log_recorder_writes_one_line_per_verdict(records: list[Record], c
     assert len(lines) == 2
     assert '"evidence_id":"uid-1"' in lines[1] and '"decision":"deny"' in lines[1]
     assert "privileged_containers" in lines[1]
+
+
+async def test_a_failed_write_is_retried_until_the_store_takes_it(
+    records: list[Record], caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = ListRecorder(failures=2)
+    bg = BackgroundRecorder(sink, batch_size=10, retry_delays=(0, 0, 0))
+    await bg.start()
+    with caplog.at_level(logging.WARNING, "tribunal.record"):
+        for r in records[:3]:
+            bg.submit(r)
+        await bg.flush()
+    await bg.stop()
+    assert sink.batches == [["uid-0", "uid-1", "uid-2"]]  # once, whole, on the third attempt
+    assert (bg.recorded, bg.failed, bg.retries, bg.dropped, sink.attempts) == (3, 0, 2, 0, 3)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2 and "attempt 1 of 4" in warnings[0] and "OSError: disk full" in warnings[0]
+
+
+async def test_a_batch_failing_every_retry_is_given_up_and_the_next_one_written(
+    records: list[Record], caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = ListRecorder(failures=3)
+    bg = BackgroundRecorder(sink, batch_size=2, retry_delays=(0, 0))
+    with caplog.at_level(logging.WARNING, "tribunal.record"):
+        for r in records[:4]:
+            bg.submit(r)
+        await bg.start()
+        await bg.flush()
+    await bg.stop()
+    assert sink.batches == [["uid-2", "uid-3"]]
+    assert (bg.recorded, bg.failed, bg.retries) == (2, 2, 2)
+    assert any("failed 3 times; given up" in r.getMessage() for r in caplog.records)
+
+
+async def test_offer_drops_and_counts_when_full_logging_once_per_interval(
+    records: list[Record], caplog: pytest.LogCaptureFixture
+) -> None:
+    bg = BackgroundRecorder(ListRecorder(), max_queue=2)
+    with caplog.at_level(logging.ERROR, "tribunal.record"):
+        accepted = [bg.offer(r) for r in records]
+    assert accepted == [True, True, False, False, False]
+    assert (bg.queued, bg.dropped) == (2, 3)
+    errors = [r.getMessage() for r in caplog.records]
+    assert len(errors) == 1 and "queue is full (2 verdicts" in errors[0] and "1 verdicts dropped" in errors[0]
+
+
+async def test_stop_gives_up_on_a_store_that_stays_down_and_counts_what_it_held(
+    records: list[Record], caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = ListRecorder(failures=-1)
+    bg = BackgroundRecorder(sink, batch_size=2, retry_delays=(0.01,) * 1000, drain_seconds=0.2)
+    await bg.start()
+    for r in records:
+        bg.submit(r)
+    with caplog.at_level(logging.ERROR, "tribunal.record"):
+        await bg.stop()
+    assert sink.batches == [] and sink.stopped
+    assert (bg.recorded, bg.failed, bg.dropped) == (0, 0, 5)
+    assert bg.retries > 0
+    assert any("stopped with 5 verdicts not written" in r.getMessage() for r in caplog.records)
