@@ -341,6 +341,7 @@ def main() -> int:
                 env={
                     **os.environ,
                     "TRIBUNAL_EXEMPT_NAMESPACES": "",
+                    "TRIBUNAL_SHUTDOWN_DELAY_SECONDS": "0",  # no endpoint to leave: stop at SIGTERM
                     "TRIBUNAL_DATABASE_URL": f"sqlite+aiosqlite:///{work / f'bench-{len(rows)}.db'}",
                     "TRIBUNAL_ACTIONS__STATE_DIR": str(work / f"state-{len(rows)}"),
                     **variant_env.get(name, {}),

@@ -281,12 +281,25 @@ def _audit_copy(source: KafkaSource, topic: str) -> Callable[[bytes, str], Await
     return publish
 
 
-async def serve(server: Server, on_ready: Callable[[], None] | None = None) -> None:
-    """Run ``server`` until SIGTERM or SIGINT, then stop gracefully; ``on_ready`` runs once it listens."""
+async def serve(
+    server: Server, on_ready: Callable[[], None] | None = None, shutdown_delay: float = 0.0
+) -> None:
+    """Run ``server`` until SIGTERM or SIGINT, then stop gracefully; ``on_ready`` runs once it listens.
+
+    On SIGTERM (Kubernetes stopping the pod) the server first reports not ready and goes on serving
+    for ``shutdown_delay`` seconds: the API server keeps sending admission reviews to a pod until
+    its endpoint is gone from the Service, and a closed port then fails them (denied, with
+    failurePolicy Fail). SIGINT (Ctrl-C), or a second signal during the delay, stops at once."""
     stop = asyncio.Event()
+    received: list[signal.Signals] = []
     loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await server.start()
     # Everything built so far (compiled policies, models, clients) lives as long as the process: keep
     # it out of the collector's full passes, which otherwise stalled the loop for tens of milliseconds
@@ -296,6 +309,12 @@ async def serve(server: Server, on_ready: Callable[[], None] | None = None) -> N
         on_ready()
     try:
         await stop.wait()
+        if shutdown_delay > 0 and received[0] is signal.SIGTERM:
+            server.draining = True
+            log.info("SIGTERM: not ready, serving %g s more while the endpoint is removed", shutdown_delay)
+            stop.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), shutdown_delay)
         log.info("stopping: finishing in-flight requests")
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -205,7 +205,7 @@ def _serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = _server_settings(args)
-    asyncio.run(serve(build_server(settings)))
+    asyncio.run(serve(build_server(settings), shutdown_delay=settings.shutdown_delay_seconds))
     return EXIT_OK
 
 

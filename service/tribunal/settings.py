@@ -160,6 +160,13 @@ class Settings(BaseSettings):
         "too slow) they are dropped and counted in tribunal_recorder_dropped_total.",
     )
     tls_reload_interval: float = Field(5.0, gt=0, description="Seconds between certificate file checks.")
+    shutdown_delay_seconds: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="tribunal serve, on SIGTERM: seconds it reports not ready and goes on serving before "
+        "it stops, so the API server stops calling it first (0: stop at once; SIGINT always does).",
+    )
     policy_reload_interval: float = Field(2.0, gt=0, description="Seconds between policy dir checks.")
     max_document_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest evidence document read (a big Trivy report is ~20 MB)."

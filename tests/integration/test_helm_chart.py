@@ -84,6 +84,17 @@ def test_the_deployment_sets_settings_tribunal_reads(monkeypatch: pytest.MonkeyP
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     default = render({})["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "TRIBUNAL_JUDGE_WORKERS", "value": "1"} in default["env"]  # the CPU limit (2) minus one
+    assert settings.shutdown_delay_seconds == 10
+
+
+def test_a_rollout_never_leaves_the_webhook_without_an_endpoint() -> None:
+    deployment = render({})["Deployment"]
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    delay = float(env["TRIBUNAL_SHUTDOWN_DELAY_SECONDS"])
+    # The delay, then in-flight requests (10 s), actions (10 s) and queued verdicts (20 s) fit the grace.
+    assert delay > 0 and pod["terminationGracePeriodSeconds"] >= delay + 10 + 10 + 20
 
 
 def test_the_webhook_registration() -> None:

@@ -76,6 +76,8 @@ class Server:
         self._started: list[Component] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
+        # Set when the server is about to stop: /readyz answers 503 while requests are still served.
+        self.draining = False
 
     @property
     def scheme(self) -> str:
@@ -139,7 +141,9 @@ class Server:
 
     async def readyz(self, request: web.Request) -> web.Response:
         checks: dict[str, str] = {}
-        ready = self._ready
+        ready = self._ready and not self.draining
+        if self.draining:
+            checks["shutdown"] = "stopping: serving until the endpoint is removed"
         for check in self.readiness:
             try:
                 problem = check.probe()
