@@ -5,10 +5,12 @@ endpoint is gone), then stops and exits 0; SIGINT stops it at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import ssl
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -20,9 +22,11 @@ from tests.integration.conftest import free_port
 PRIVILEGED = {"name": "app", "image": "nginx:1.27", "securityContext": {"privileged": True}}
 
 
-async def _start_serve(
+@contextlib.asynccontextmanager
+async def _serving(
     tmp_path: Path, tls_pair: tuple[Path, Path], delay: float
-) -> tuple[asyncio.subprocess.Process, str, Path]:
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, Path]]:
+    """A ``tribunal serve`` process (process, base URL, log file), killed at the end if still running."""
     port = free_port()
     env = {
         **os.environ,
@@ -49,7 +53,12 @@ async def _start_serve(
             stdout=log_file,
             stderr=log_file,
         )
-    return process, f"https://127.0.0.1:{port}", log_path
+    try:
+        yield process, f"https://127.0.0.1:{port}", log_path
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 async def _ready(http: aiohttp.ClientSession, url: str) -> int | None:
@@ -75,32 +84,27 @@ async def _wait_ready(
 async def test_sigterm_leaves_the_endpoint_before_the_port_closes(
     tmp_path: Path, tls_pair: tuple[Path, Path], client_ssl: ssl.SSLContext
 ) -> None:
-    process, url, log = await _start_serve(tmp_path, tls_pair, delay=3)
-    try:
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=client_ssl, force_close=True)
-        ) as http:
-            await _wait_ready(http, url, process, log)
-            process.send_signal(signal.SIGTERM)
-            for _ in range(200):
-                if await _ready(http, url) == 503:
-                    break
-                await asyncio.sleep(0.01)
-            async with http.get(f"{url}/readyz") as resp:
-                body = await resp.json()
-            assert resp.status == 503 and body["checks"]["shutdown"].startswith("stopping"), body
-            # Not ready, yet still answering: a review sent now is judged as usual.
-            async with http.post(f"{url}/validate", json=review(pod(PRIVILEGED), uid="late")) as resp:
-                assert resp.status == 200
-                answer = (await resp.json())["response"]
-            assert answer["uid"] == "late" and answer["allowed"] is False
-            assert process.returncode is None
-            await asyncio.wait_for(process.wait(), 60)
-            assert await _ready(http, url) is None  # the port is closed now
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    async with (
+        _serving(tmp_path, tls_pair, delay=3) as (process, url, log),
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ssl, force_close=True)) as http,
+    ):
+        await _wait_ready(http, url, process, log)
+        process.send_signal(signal.SIGTERM)
+        for _ in range(200):
+            if await _ready(http, url) == 503:
+                break
+            await asyncio.sleep(0.01)
+        async with http.get(f"{url}/readyz") as resp:
+            body = await resp.json()
+        assert resp.status == 503 and body["checks"]["shutdown"].startswith("stopping"), body
+        # Not ready, yet still answering: a review sent now is judged as usual.
+        async with http.post(f"{url}/validate", json=review(pod(PRIVILEGED), uid="late")) as resp:
+            assert resp.status == 200
+            answer = (await resp.json())["response"]
+        assert answer["uid"] == "late" and answer["allowed"] is False
+        assert process.returncode is None
+        await asyncio.wait_for(process.wait(), 60)
+        assert await _ready(http, url) is None  # the port is closed now
     text = log.read_text()
     assert process.returncode == 0, text
     assert "SIGTERM: not ready, serving 3 s more" in text and "stopping: finishing in-flight requests" in text
@@ -109,16 +113,11 @@ async def test_sigterm_leaves_the_endpoint_before_the_port_closes(
 async def test_sigint_stops_at_once(
     tmp_path: Path, tls_pair: tuple[Path, Path], client_ssl: ssl.SSLContext
 ) -> None:
-    process, url, log = await _start_serve(tmp_path, tls_pair, delay=120)
-    try:
+    async with _serving(tmp_path, tls_pair, delay=120) as (process, url, log):
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ssl)) as http:
             await _wait_ready(http, url, process, log)
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.wait(), 60)  # far less than the 120 s delay SIGTERM would take
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
     text = log.read_text()
     assert process.returncode == 0, text
     assert "SIGTERM" not in text and "stopping: finishing in-flight requests" in text
