@@ -22,9 +22,9 @@ from tribunal.actions.outbox import OutboxSweep
 from tribunal.actions.responder import Responder
 from tribunal.model import EvidenceKind
 from tribunal.policy import (
+    EngineOptions,
     JudgePool,
     PolicyError,
-    PolicyLoadError,
     PolicyRuntime,
     load_policy_set,
 )
@@ -51,12 +51,17 @@ log = logging.getLogger("tribunal")
 def build_policy_runtime(settings: Settings, extra_data: Iterable[Path] = ()) -> PolicyRuntime:
     """The policies of ``settings.policy_dir`` compiled on ``settings.engine``, with the enforcement
     overrides of ``settings.rules_dir``."""
-    if settings.engine == "opa":
-        raise PolicyLoadError(
-            "engine 'opa' is not available yet (it arrives with the OPA backend); use regorus or regopy"
-        )
+    options = EngineOptions(
+        opa_url=settings.opa_url,
+        opa_token=settings.opa_token,
+        opa_timeout_seconds=settings.opa_timeout_seconds,
+    )
     return PolicyRuntime(
-        settings.policy_dir, engine=settings.engine, rules_dir=settings.rules_dir, extra_data=extra_data
+        settings.policy_dir,
+        engine=settings.engine,
+        rules_dir=settings.rules_dir,
+        extra_data=extra_data,
+        engine_options=options,
     )
 
 

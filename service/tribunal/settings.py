@@ -75,7 +75,11 @@ class Settings(BaseSettings):
     engine: EngineName = Field(
         "regorus", description="Rego backend: regorus, regorus-interpreter, regopy or opa."
     )
-    opa_url: str | None = Field(None, description="OPA server URL, for engine=opa.")
+    opa_url: str | None = Field(None, description="OPA server URL, for engine=opa (http(s)://host:port).")
+    opa_token: str | None = Field(None, description="Bearer token OPA requires, for engine=opa.")
+    opa_timeout_seconds: float = Field(
+        2.0, gt=0, description="Timeout of each request to the OPA server, for engine=opa."
+    )
     kafka_bootstrap_servers: str | None = Field(None, description="Unset: no Kafka consumers.")
     kafka_topics: str = Field(
         "falco-events=falco,trivy-reports=trivy,tribunal-admissions=admission",

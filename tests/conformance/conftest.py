@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import FIXTURES, POLICY_DIR, RULES_DIR
+from tests.opa_api import OpaTestServer
 from tribunal.model import Evidence, EvidenceError
-from tribunal.policy import Judge, PolicySet, load_enforcement, load_policy_set
+from tribunal.policy import EngineOptions, Judge, PolicySet, load_enforcement, load_policy_set
 from tribunal.sources import expand_paths, read_evidence
 
 EVIDENCE_FOLDERS = ("admission", "falco", "trivy")
@@ -30,9 +32,23 @@ def library() -> PolicySet:
 
 
 @pytest.fixture(scope="session")
-def judges(library: PolicySet) -> dict[str, Judge]:
+def opa_server() -> Iterator[OpaTestServer]:
+    """A test server speaking OPA's REST API (no OPA server can be installed here: tests/opa_api.py)."""
+    server = OpaTestServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def judges(library: PolicySet, opa_server: OpaTestServer) -> Iterator[dict[str, Judge]]:
     enforcement = load_enforcement(RULES_DIR)
-    return {name: Judge.build(library, name, enforcement) for name in ("regorus", "regopy")}
+    built = {name: Judge.build(library, name, enforcement) for name in ("regorus", "regopy")}
+    built["opa"] = Judge.build(library, "opa", enforcement, EngineOptions(opa_url=opa_server.url))
+    yield built
+    built["opa"].engine.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Policies: loading, the engine protocol and its backends, judging, hot reload and policy tests."""
 
 from tribunal.policy.enforcement import EnforcementConfig, load_enforcement
-from tribunal.policy.engine import PolicyEngine, create_engine, engine_names
+from tribunal.policy.engine import EngineOptions, PolicyEngine, create_engine, engine_names
 from tribunal.policy.errors import PolicyError, PolicyEvaluationError, PolicyLoadError
 from tribunal.policy.evaluator import EvaluationTimeout, ThreadEvaluator
 from tribunal.policy.judge import Judge
@@ -12,6 +12,7 @@ from tribunal.policy.testing import TestReport, TestResult, run_policy_tests
 
 __all__ = [
     "EnforcementConfig",
+    "EngineOptions",
     "EvaluationTimeout",
     "Judge",
     "JudgePool",

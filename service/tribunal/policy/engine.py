@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tribunal.policy.loader import JUDGE_PACKAGE, PolicySet
@@ -24,38 +25,54 @@ def judge_query(kind: str) -> str:
     return f"data.{JUDGE_PACKAGE}.{kind}"
 
 
-EngineFactory = Callable[[PolicySet], PolicyEngine]
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """What a backend needs beyond the policies: the OPA server's URL, bearer token and per-request
+    timeout, for ``opa``. Picklable: judge workers build their engines from it."""
+
+    opa_url: str | None = None
+    opa_token: str | None = None
+    opa_timeout_seconds: float = 5.0
+
+
+EngineFactory = Callable[[PolicySet, EngineOptions], PolicyEngine]
 
 
 def engine_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def create_engine(name: str, policy_set: PolicySet) -> PolicyEngine:
+def create_engine(name: str, policy_set: PolicySet, options: EngineOptions | None = None) -> PolicyEngine:
     """A compiled engine of backend ``name`` for ``policy_set``; raises PolicyLoadError on bad Rego."""
     try:
         factory = _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown policy engine {name!r}; choose one of {', '.join(_REGISTRY)}") from None
-    return factory(policy_set)
+    return factory(policy_set, options or EngineOptions())
 
 
-def _regorus(policy_set: PolicySet) -> PolicyEngine:
+def _regorus(policy_set: PolicySet, options: EngineOptions) -> PolicyEngine:
     from tribunal.policy.regorus_engine import RegorusEngine
 
     return RegorusEngine(policy_set)
 
 
-def _regorus_interpreter(policy_set: PolicySet) -> PolicyEngine:
+def _regorus_interpreter(policy_set: PolicySet, options: EngineOptions) -> PolicyEngine:
     from tribunal.policy.regorus_engine import RegorusEngine
 
     return RegorusEngine(policy_set, vm_kinds=(), name="regorus-interpreter")
 
 
-def _regopy(policy_set: PolicySet) -> PolicyEngine:
+def _regopy(policy_set: PolicySet, options: EngineOptions) -> PolicyEngine:
     from tribunal.policy.regopy_engine import RegopyEngine
 
     return RegopyEngine(policy_set)
+
+
+def _opa(policy_set: PolicySet, options: EngineOptions) -> PolicyEngine:
+    from tribunal.policy.opa_engine import OpaEngine
+
+    return OpaEngine(policy_set, options)
 
 
 # One line per backend.
@@ -63,4 +80,5 @@ _REGISTRY: dict[str, EngineFactory] = {
     "regorus": _regorus,
     "regorus-interpreter": _regorus_interpreter,
     "regopy": _regopy,
+    "opa": _opa,
 }

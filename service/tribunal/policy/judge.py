@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from tribunal.model import Decision, Enforcement, Evidence, Severity, Verdict, Violation, decide
 from tribunal.policy.enforcement import EnforcementConfig
-from tribunal.policy.engine import PolicyEngine, create_engine
+from tribunal.policy.engine import EngineOptions, PolicyEngine, create_engine
 from tribunal.policy.errors import PolicyEvaluationError
 from tribunal.policy.loader import PolicySet
 
@@ -30,17 +30,27 @@ class Judge:
     builds a new Judge and swaps the reference."""
 
     def __init__(
-        self, policy_set: PolicySet, engine: PolicyEngine, enforcement: EnforcementConfig | None = None
+        self,
+        policy_set: PolicySet,
+        engine: PolicyEngine,
+        enforcement: EnforcementConfig | None = None,
+        engine_options: EngineOptions | None = None,
     ) -> None:
         self.policy_set = policy_set
         self.engine = engine
         self.enforcement = enforcement or EnforcementConfig()
+        self.engine_options = engine_options or EngineOptions()
 
     @classmethod
     def build(
-        cls, policy_set: PolicySet, engine_name: str = "regorus", enforcement: EnforcementConfig | None = None
+        cls,
+        policy_set: PolicySet,
+        engine_name: str = "regorus",
+        enforcement: EnforcementConfig | None = None,
+        engine_options: EngineOptions | None = None,
     ) -> Judge:
-        return cls(policy_set, create_engine(engine_name, policy_set), enforcement)
+        engine = create_engine(engine_name, policy_set, engine_options)
+        return cls(policy_set, engine, enforcement, engine_options)
 
     @property
     def revision(self) -> str:

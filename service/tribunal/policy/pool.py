@@ -22,7 +22,7 @@ import socket
 import struct
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.process import BaseProcess
 from typing import Any, Literal, NamedTuple, Protocol
@@ -32,6 +32,7 @@ import orjson
 from tribunal import collector
 from tribunal.model import Decision, Evidence, EvidenceError, EvidenceKind, Verdict, parse_evidence
 from tribunal.policy.enforcement import EnforcementConfig
+from tribunal.policy.engine import EngineOptions
 from tribunal.policy.errors import PolicyError
 from tribunal.policy.judge import EvaluationWatch, Judge
 from tribunal.policy.loader import PolicySet
@@ -100,6 +101,7 @@ class JudgeSpec:
     policy_set: PolicySet
     engine: str
     enforcement: EnforcementConfig
+    engine_options: EngineOptions = field(default_factory=EngineOptions)
 
     @property
     def revision(self) -> str:
@@ -107,10 +109,10 @@ class JudgeSpec:
 
     @classmethod
     def of(cls, judge: Judge) -> JudgeSpec:
-        return cls(judge.policy_set, judge.engine.name, judge.enforcement)
+        return cls(judge.policy_set, judge.engine.name, judge.enforcement, judge.engine_options)
 
     def build(self) -> Judge:
-        return Judge.build(self.policy_set, self.engine, self.enforcement)
+        return Judge.build(self.policy_set, self.engine, self.enforcement, self.engine_options)
 
 
 class JudgeProvider(Protocol):

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tribunal.policy.enforcement import ENFORCEMENT_FILE, load_enforcement
+from tribunal.policy.engine import EngineOptions
 from tribunal.policy.errors import PolicyError
 from tribunal.policy.judge import Judge
 from tribunal.policy.loader import load_policy_set
@@ -42,10 +43,12 @@ class PolicyRuntime:
         engine: str = "regorus",
         rules_dir: Path | str | None = None,
         extra_data: Iterable[Path] = (),
+        engine_options: EngineOptions | None = None,
     ) -> None:
         self.policy_dir = Path(policy_dir)
         self.rules_dir = Path(rules_dir) if rules_dir is not None else None
         self.engine_name = engine
+        self.engine_options = engine_options
         self.extra_data = tuple(Path(p) for p in extra_data)
         self.last_error: str | None = None
         self._fingerprint = self._stat_fingerprint()
@@ -61,7 +64,9 @@ class PolicyRuntime:
 
     def _build(self) -> Judge:
         policy_set = load_policy_set(self.policy_dir, self.extra_data)
-        return Judge.build(policy_set, self.engine_name, load_enforcement(self.rules_dir))
+        return Judge.build(
+            policy_set, self.engine_name, load_enforcement(self.rules_dir), self.engine_options
+        )
 
     def _watched_files(self) -> list[Path]:
         files = [p for p in self.policy_dir.rglob("*") if p.is_file()]
