@@ -125,3 +125,18 @@ def test_an_existing_secret_replaces_cert_manager() -> None:
     [hook] = objects["ValidatingWebhookConfiguration"]["webhooks"]
     assert hook["clientConfig"]["caBundle"] == "Q0E="
     kubernetes_validate.validate(objects["ValidatingWebhookConfiguration"], K8S_VERSION, strict=True)
+
+
+def test_an_opa_sidecar_judges_for_its_pod_alone() -> None:
+    deployment = render({"opa": {"sidecar": True}})["Deployment"]
+    kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+    pod = deployment["spec"]["template"]["spec"]
+    [opa] = pod["initContainers"]
+    assert opa["restartPolicy"] == "Always"  # a native sidecar: running before Tribunal starts
+    assert "--addr=localhost:8181" in opa["args"]  # its API never leaves the pod
+    assert opa["startupProbe"]["httpGet"]["port"] == "opa-health"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["TRIBUNAL_ENGINE"] == "opa" and env["TRIBUNAL_OPA_URL"] == "http://localhost:8181"
+    plain = render({})["Deployment"]["spec"]["template"]["spec"]
+    assert "initContainers" not in plain
+    assert "TRIBUNAL_OPA_URL" not in {e["name"] for e in plain["containers"][0]["env"]}
