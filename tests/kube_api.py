@@ -5,6 +5,7 @@ controllers, no watch; just the documented request and response shapes."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import re
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kubernetes_validate
+import orjson
 from aiohttp import web
 
 K8S_VERSION = "1.30.0"
@@ -59,9 +61,18 @@ class TestApiServer:
     requests: list[Request] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    # Trivy Operator reports by (plural, namespace, name), and what the watch replays: (resourceVersion,
+    # event type, plural, object); resourceVersions at or below ``history_floor`` are gone (410).
+    reports: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    history: list[tuple[int, str, str, dict[str, Any]]] = field(default_factory=list)
+    history_floor: int = 0
     url: str = ""
     _runner: web.AppRunner | None = None
     _uids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _version: int = 0
+    _watchers: list[tuple[str, asyncio.Queue[tuple[int, str, dict[str, Any]] | None]]] = field(
+        default_factory=list
+    )
 
     # -- set-up -------------------------------------------------------------------------------
     def add_pod(
@@ -141,6 +152,38 @@ class TestApiServer:
         self.owners[(plural, namespace, name)] = obj
         return obj
 
+    def put_report(self, plural: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace a Trivy Operator report (as the operator does): ADDED or MODIFIED."""
+        stored = copy.deepcopy(obj)
+        meta = stored.setdefault("metadata", {})
+        key = (plural, meta.get("namespace", ""), meta["name"])
+        event = "MODIFIED" if key in self.reports else "ADDED"
+        self._version += 1
+        meta["resourceVersion"] = str(self._version)
+        self.reports[key] = stored
+        self._publish(plural, event, stored)
+        return stored
+
+    def delete_report(self, plural: str, namespace: str, name: str) -> None:
+        self._version += 1
+        self._publish(plural, "DELETED", self.reports.pop((plural, namespace, name)))
+
+    def compact(self) -> None:
+        """Forget the watch history, as etcd's compaction does: resuming from before now gets 410."""
+        self.history.clear()
+        self.history_floor = self._version
+
+    def end_watches(self) -> None:
+        """End every open watch, as the API server does when its timeout passes."""
+        for _, queue in self._watchers:
+            queue.put_nowait(None)
+
+    def _publish(self, plural: str, event: str, obj: dict[str, Any]) -> None:
+        self.history.append((self._version, event, plural, copy.deepcopy(obj)))
+        for watched, queue in self._watchers:
+            if watched == plural:
+                queue.put_nowait((self._version, event, copy.deepcopy(obj)))
+
     def fail(self, method: str, path: str, status: int, times: int = 1) -> None:
         """Answer ``status`` to the next ``times`` requests of ``method`` whose path matches ``path``."""
         self.failures.append(Failure(method, re.compile(path), status, times))
@@ -160,6 +203,7 @@ class TestApiServer:
         self.url = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
+        self.end_watches()  # an open watch would hold the shutdown until its timeout
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -188,7 +232,61 @@ class TestApiServer:
             if failure.times > 0 and failure.method == request.method and failure.path.search(request.path):
                 failure.times -= 1
                 return _status(failure.status, "injected failure")
+        if (
+            m := re.fullmatch(r"/apis/aquasecurity\.github\.io/v1alpha1/([a-z]+)", request.path)
+        ) and request.method == "GET":
+            if request.query.get("watch") in ("true", "True", "1"):
+                return await self._watch_reports(request, m.group(1))
+            return self._list_reports(m.group(1))
         return self._route(request.method, request.path, request.content_type, body)
+
+    def _list_reports(self, plural: str) -> web.Response:
+        items = [obj for (p, _, _), obj in sorted(self.reports.items()) if p == plural]
+        return web.json_response(
+            {
+                "apiVersion": "aquasecurity.github.io/v1alpha1",
+                "kind": "List",
+                "metadata": {"resourceVersion": str(self._version)},
+                "items": items,
+            }
+        )
+
+    async def _watch_reports(self, request: web.Request, plural: str) -> web.StreamResponse:
+        """A watch: the events after ``resourceVersion``, then live ones, one JSON object per line,
+        until ``timeoutSeconds`` passes or ``end_watches``; an expired version gets an ERROR event."""
+        since = int(request.query.get("resourceVersion") or 0)
+        timeout = float(request.query.get("timeoutSeconds") or 0) or None
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        if since < self.history_floor:
+            gone = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": f"too old resource version: {since} ({self.history_floor})",
+                    "reason": "Expired", "code": 410}  # fmt: skip
+            await response.write(orjson.dumps({"type": "ERROR", "object": gone}) + b"\n")
+            return response
+        queue: asyncio.Queue[tuple[int, str, dict[str, Any]] | None] = asyncio.Queue()
+        self._watchers.append((plural, queue))
+        sent = since
+        try:
+            for version, event, watched, obj in list(self.history):
+                if watched == plural and version > since:
+                    await response.write(orjson.dumps({"type": event, "object": obj}) + b"\n")
+                    sent = version
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout)
+                except TimeoutError:
+                    break
+                if item is None:
+                    break
+                version, event, obj = item
+                if version > sent:
+                    await response.write(orjson.dumps({"type": event, "object": obj}) + b"\n")
+                    sent = version
+        finally:
+            self._watchers.remove((plural, queue))
+        await response.write_eof()
+        return response
 
     def _route(self, method: str, path: str, content_type: str, body: Any) -> web.StreamResponse:
         if m := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)(/eviction)?", path):

@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tribunal import collector
-from tribunal.actions import ImageBlocklist, build_dispatcher, policy_reloader
+from tribunal.actions import ImageBlocklist, KubeConnector, build_dispatcher, policy_reloader
 from tribunal.actions.outbox import OutboxSweep
 from tribunal.actions.responder import Responder
 from tribunal.model import EvidenceKind
@@ -32,6 +32,7 @@ from tribunal.reports.api import read_api_routes
 from tribunal.server import CertificateReloader, Component, ReadinessCheck, Server
 from tribunal.settings import Settings
 from tribunal.sources.ingest import HttpIngest, IngestConfig
+from tribunal.sources.k8s_watch import TrivyOperatorWatch, WatchConfig
 from tribunal.sources.kafka import KafkaConfig, KafkaSource, VerdictHook
 from tribunal.sources.metrics import PipelineMetrics
 from tribunal.sources.webhook import AdmissionWebhook, WebhookConfig
@@ -197,6 +198,23 @@ def build_server(
         registry,
     )
     consumers: list[Component] = []
+    readiness: list[ReadinessCheck] = []
+    if settings.trivy_operator_watch:
+        connector = KubeConnector(settings.actions)
+
+        async def kube_api() -> Any:
+            return (await connector.client()).api
+
+        operator_watch = TrivyOperatorWatch(
+            kube_api,
+            pool,
+            deliver,
+            WatchConfig(plurals=tuple(settings.trivy_operator_watch)),
+            registry,
+            on_stop=connector.close,
+        )
+        consumers.append(operator_watch)
+        readiness.append(ReadinessCheck("trivy-operator-watch", operator_watch.probe, fatal=False))
     if settings.kafka_bootstrap_servers:
         source = build_kafka_source(settings, pool, sink, PipelineMetrics(registry), responder.respond)
         publisher.source = source
@@ -251,6 +269,7 @@ def build_server(
             ReadinessCheck("policies", lambda: None if runtime.revision else "no policy revision loaded"),
             ReadinessCheck("policy-reload", lambda: runtime.last_error, fatal=False),
             ReadinessCheck("response-rules", dispatcher.probe, fatal=False),
+            *readiness,
         ],
         tls=tls,
         tls_reload_interval=settings.tls_reload_interval,

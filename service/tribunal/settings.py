@@ -10,6 +10,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tribunal.model.trivy import OPERATOR_REPORT_PLURALS
+
 EngineName = Literal["regorus", "regorus-interpreter", "regopy", "opa"]
 
 
@@ -175,13 +177,34 @@ class Settings(BaseSettings):
     max_document_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest evidence document read (a big Trivy report is ~20 MB)."
     )
+    trivy_operator_watch: NameList = Field(
+        [],
+        description="Trivy Operator report resources to list and watch across the cluster and judge "
+        "(plurals, e.g. vulnerabilityreports,configauditreports; 'all': every kind Tribunal reads); "
+        "empty: no watch. The cluster connection is actions.kube_api_url / kubeconfig / in-cluster.",
+    )
 
-    @field_validator("exempt_namespaces", "exempt_users", "exempt_groups", mode="before")
+    @field_validator(
+        "exempt_namespaces", "exempt_users", "exempt_groups", "trivy_operator_watch", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("trivy_operator_watch")
+    @classmethod
+    def _watched_reports(cls, value: list[str]) -> list[str]:
+        known = list(OPERATOR_REPORT_PLURALS)
+        if value == ["all"]:
+            return known
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown Trivy Operator resources {unknown}; choose from {', '.join(known)} or all"
+            )
+        return list(dict.fromkeys(value))
 
     @field_validator("kafka_topics")
     @classmethod

@@ -140,3 +140,21 @@ def test_an_opa_sidecar_judges_for_its_pod_alone() -> None:
     plain = render({})["Deployment"]["spec"]["template"]["spec"]
     assert "initContainers" not in plain
     assert "TRIBUNAL_OPA_URL" not in {e["name"] for e in plain["containers"][0]["env"]}
+
+
+def test_watching_trivy_operator_reports_grants_list_and_watch_on_them_only() -> None:
+    objects = render({"settings": {"trivyOperatorWatch": ["vulnerabilityreports", "configauditreports"]}})
+    kubernetes_validate.validate(objects["ClusterRole"], K8S_VERSION, strict=True)
+    [rule] = [r for r in objects["ClusterRole"]["rules"] if r["apiGroups"] == ["aquasecurity.github.io"]]
+    assert rule == {
+        "apiGroups": ["aquasecurity.github.io"],
+        "resources": ["vulnerabilityreports", "configauditreports"],
+        "verbs": ["get", "list", "watch"],
+    }
+    env = {
+        e["name"]: e.get("value")
+        for e in objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["TRIBUNAL_TRIVY_OPERATOR_WATCH"] == "vulnerabilityreports,configauditreports"
+    plain = render({})
+    assert all(r["apiGroups"] != ["aquasecurity.github.io"] for r in plain["ClusterRole"]["rules"])

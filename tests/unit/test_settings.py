@@ -68,3 +68,13 @@ def test_outbox_grace_is_a_nested_actions_setting(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("TRIBUNAL_ACTIONS__OUTBOX_GRACE_SECONDS", "0")
     with pytest.raises(ValidationError, match="outbox_grace_seconds"):
         Settings.load()
+
+
+def test_the_trivy_operator_watch_takes_known_resources_or_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIBUNAL_TRIVY_OPERATOR_WATCH", "vulnerabilityreports, configauditreports")
+    assert Settings.load().trivy_operator_watch == ["vulnerabilityreports", "configauditreports"]
+    monkeypatch.setenv("TRIBUNAL_TRIVY_OPERATOR_WATCH", "all")
+    assert "clustercompliancereports" in Settings.load().trivy_operator_watch
+    monkeypatch.setenv("TRIBUNAL_TRIVY_OPERATOR_WATCH", "vulnerabilityreport")
+    with pytest.raises(ValidationError, match="unknown Trivy Operator resources \\['vulnerabilityreport'\\]"):
+        Settings.load()

@@ -11,6 +11,18 @@ from pydantic.alias_generators import to_camel, to_pascal
 from tribunal.model.common import JSONObject, Severity
 
 OPERATOR_API_GROUP = "aquasecurity.github.io"
+# The Trivy Operator report resources (plurals) Tribunal's policies read: what `tribunal serve` can
+# list and watch (TRIBUNAL_TRIVY_OPERATOR_WATCH).
+OPERATOR_REPORT_PLURALS = (
+    "vulnerabilityreports",
+    "configauditreports",
+    "exposedsecretreports",
+    "rbacassessmentreports",
+    "clustervulnerabilityreports",
+    "clusterconfigauditreports",
+    "clusterrbacassessmentreports",
+    "clustercompliancereports",
+)
 
 
 def trivy_severity(value: str | None) -> Severity:
