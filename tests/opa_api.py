@@ -8,8 +8,10 @@ no decision logs, no strict mode, no conflict checks between data and rules."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,3 +177,14 @@ def _error(status: int, code: str, message: str, errors: list[dict[str, Any]] | 
     if errors:
         body["errors"] = errors
     return web.json_response(body, status=status)
+
+
+@contextlib.contextmanager
+def running(token: str | None = None) -> Iterator[OpaTestServer]:
+    """An OpaTestServer, started, and stopped whatever happens."""
+    server = OpaTestServer(token=token)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

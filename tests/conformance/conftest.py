@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, POLICY_DIR, RULES_DIR
-from tests.opa_api import OpaTestServer
+from tests.opa_api import OpaTestServer, running
 from tribunal.model import Evidence, EvidenceError
 from tribunal.policy import EngineOptions, Judge, PolicySet, load_enforcement, load_policy_set
 from tribunal.sources import expand_paths, read_evidence
@@ -34,12 +34,8 @@ def library() -> PolicySet:
 @pytest.fixture(scope="session")
 def opa_server() -> Iterator[OpaTestServer]:
     """A test server speaking OPA's REST API (no OPA server can be installed here: tests/opa_api.py)."""
-    server = OpaTestServer()
-    server.start()
-    try:
+    with running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import POLICY_DIR, RULES_DIR, pod, review
+from tests.kube_api import TestApiServer
 from tribunal import devtools
 from tribunal.app import build_server
 from tribunal.model import parse_evidence
@@ -191,6 +192,17 @@ async def start_server(tls_pair: tuple[Path, Path], tmp_path: Path) -> AsyncIter
 
     yield start
     for server in started:
+        await server.stop()
+
+
+@pytest.fixture
+async def kube_api() -> AsyncIterator[TestApiServer]:
+    """The test Kubernetes API server (tests/kube_api.py) on a free loopback port, always stopped."""
+    server = TestApiServer()
+    await server.start()
+    try:
+        yield server
+    finally:
         await server.stop()
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import POLICY_DIR, pod, review
 from tests.integration.conftest import StartServer, free_port
-from tests.opa_api import OpaTestServer
+from tests.opa_api import OpaTestServer, running
 from tribunal.model import Decision, parse_evidence
 from tribunal.policy import EngineOptions, Judge, PolicyEvaluationError, PolicyLoadError, load_policy_set
 from tribunal.policy.opa_engine import OpaEngine
@@ -28,12 +28,8 @@ violations contains {"msg": "latest", "severity": "low", "controls": ["x:1"], "d
 
 @pytest.fixture
 def opa() -> Iterator[OpaTestServer]:
-    server = OpaTestServer()
-    server.start()
-    try:
+    with running() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_building_pushes_every_module_and_the_data_and_removes_only_its_own_stale_modules(
@@ -65,16 +61,12 @@ def test_a_module_opa_refuses_is_named_with_its_line(opa: OpaTestServer, policy_
 
 
 def test_a_token_is_sent_when_opa_requires_one(policy_dir) -> None:  # type: ignore[no-untyped-def]
-    server = OpaTestServer(token="s3cret")
-    server.start()
-    try:
+    with running(token="s3cret") as server:
         policies = load_policy_set(policy_dir({"admission/no_latest.rego": RULE}))
         with pytest.raises(PolicyLoadError, match="401"):
             OpaEngine(policies, EngineOptions(opa_url=server.url))
         OpaEngine(policies, EngineOptions(opa_url=server.url, opa_token="s3cret")).close()
         assert server.policies  # pushed once the token was given
-    finally:
-        server.stop()
 
 
 @pytest.mark.parametrize(

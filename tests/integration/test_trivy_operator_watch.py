@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from tests.integration.conftest import StartServer
 from tests.kube_api import TestApiServer
@@ -78,16 +76,6 @@ CONFIG_AUDIT = {
 }
 
 
-@pytest.fixture
-async def kube() -> AsyncIterator[TestApiServer]:
-    server = TestApiServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
 def recorded(db: Path) -> list[str]:
     with sqlite3.connect(db) as conn:
         return [
@@ -110,32 +98,32 @@ async def metric(http: aiohttp.ClientSession, url: str, prefix: str) -> float:
 
 
 async def test_reports_are_judged_when_listed_added_and_modified_and_once_after_a_relist(  # type: ignore[no-untyped-def]
-    start_server: StartServer, http: aiohttp.ClientSession, kube: TestApiServer, tmp_path: Path
+    start_server: StartServer, http: aiohttp.ClientSession, kube_api: TestApiServer, tmp_path: Path
 ) -> None:
-    kube.put_report("vulnerabilityreports", vulnerability_report("web", "CVE-2024-0001"))
-    kube.put_report("vulnerabilityreports", vulnerability_report("cart"))
-    kube.put_report("configauditreports", CONFIG_AUDIT)
+    kube_api.put_report("vulnerabilityreports", vulnerability_report("web", "CVE-2024-0001"))
+    kube_api.put_report("vulnerabilityreports", vulnerability_report("cart"))
+    kube_api.put_report("configauditreports", CONFIG_AUDIT)
     db = tmp_path / "watch.db"
     server, _ = await start_server(
         store=True,
         database_url=f"sqlite+aiosqlite:///{db}",
         trivy_operator_watch=["vulnerabilityreports", "configauditreports"],
-        actions={"state_dir": tmp_path / "state", "kube_api_url": kube.url},
+        actions={"state_dir": tmp_path / "state", "kube_api_url": kube_api.url},
     )
     listed = await wait_recorded(db, 3)
     assert len(listed) == 3, listed
     assert any("configauditreports" in s and "shop/replicaset-web-7d9f" in s for s in listed)
 
-    kube.put_report("vulnerabilityreports", vulnerability_report("cart", "CVE-2024-0002"))  # MODIFIED
-    kube.put_report("vulnerabilityreports", vulnerability_report("search", "CVE-2024-0003"))  # ADDED
+    kube_api.put_report("vulnerabilityreports", vulnerability_report("cart", "CVE-2024-0002"))  # MODIFIED
+    kube_api.put_report("vulnerabilityreports", vulnerability_report("search", "CVE-2024-0003"))  # ADDED
     watched = await wait_recorded(db, 5)
     assert len(watched) == 5, watched
 
     # The watch ends, a report is added and the history compacted: resuming is refused (410), so
     # the watch lists again; four of the reports it finds are on record already, the new one is not.
-    kube.end_watches()
-    kube.put_report("vulnerabilityreports", vulnerability_report("checkout", "CVE-2024-0004"))
-    kube.compact()
+    kube_api.end_watches()
+    kube_api.put_report("vulnerabilityreports", vulnerability_report("checkout", "CVE-2024-0004"))
+    kube_api.compact()
     after_relist = await wait_recorded(db, 6)
     assert len(after_relist) == 6, after_relist
     assert (
@@ -146,9 +134,9 @@ async def test_reports_are_judged_when_listed_added_and_modified_and_once_after_
     )
 
     # The API server fails the next request: counted, listed again after a backoff, nothing missed.
-    kube.fail("GET", r"/vulnerabilityreports$", 500)
-    kube.end_watches()
-    kube.put_report("vulnerabilityreports", vulnerability_report("payments", "CVE-2024-0005"))
+    kube_api.fail("GET", r"/vulnerabilityreports$", 500)
+    kube_api.end_watches()
+    kube_api.put_report("vulnerabilityreports", vulnerability_report("payments", "CVE-2024-0005"))
     final = await wait_recorded(db, 7)
     assert len(final) == 7, final
     assert len(set(final)) == 7

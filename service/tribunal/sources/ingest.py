@@ -92,16 +92,14 @@ class HttpIngest:
         if isinstance(outcome, Rejected):
             return _rejected(outcome)
         assert isinstance(outcome, Judged)
-        if len(body) > LARGE_DOCUMENT:
-            evidence, verdict = await asyncio.to_thread(outcome.rebuild, body)
-        else:
-            evidence, verdict = outcome.rebuild(body)
+        record = await record_of(outcome, body)
         try:
-            await self.deliver([Record(evidence, verdict, body)])
+            await self.deliver([record])
         except Exception:
-            log.exception("%s: recording evidence %s failed", source, evidence.id)
-            return _json(503, {"error": "the verdict could not be recorded; retry", "id": evidence.id})
-        return _json(202, {"id": evidence.id, "kind": kind.value, "decision": verdict.decision.value})
+            log.exception("%s: recording evidence %s failed", source, record.evidence_id)
+            return _json(503, {"error": "the verdict could not be recorded; retry", "id": record.evidence_id})
+        decision = record.verdict.decision.value
+        return _json(202, {"id": record.evidence_id, "kind": kind.value, "decision": decision})
 
     def _authorized(self, request: web.Request) -> bool:
         if self.config.token is None:
@@ -109,6 +107,16 @@ class HttpIngest:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), self.config.token)
+
+
+async def record_of(judged: Judged, raw: bytes) -> Record:
+    """The Record of a document a judge worker judged, its objects rebuilt from ``raw`` (off the
+    event loop when the document is large: a Trivy report with thousands of findings)."""
+    if len(raw) > LARGE_DOCUMENT:
+        evidence, verdict = await asyncio.to_thread(judged.rebuild, raw)
+    else:
+        evidence, verdict = judged.rebuild(raw)
+    return Record(evidence, verdict, raw)
 
 
 def _yaml_to_json(body: bytes) -> bytes:

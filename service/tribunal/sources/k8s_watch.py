@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import orjson
@@ -31,21 +31,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tribunal.model import EvidenceKind
 from tribunal.model.trivy import OPERATOR_API_GROUP
-from tribunal.policy.pool import Judged, Outcome, RawItem, Rejected
+from tribunal.policy.pool import Judged, RawItem, Rejected
+from tribunal.sources.ingest import BatchJudge, Deliver, record_of
 from tribunal.store import Record
 
 log = logging.getLogger(__name__)
 
 GROUP, VERSION = OPERATOR_API_GROUP, "v1alpha1"
-LARGE_DOCUMENT = 256 * 1024
 
 ApiClientFactory = Callable[[], Awaitable[Any]]
 """Returns the kubernetes-asyncio ``ApiClient`` to use (connected on first use, shared)."""
-Deliver = Callable[[Sequence[Record]], Awaitable[None]]
-
-
-class BatchJudge(Protocol):
-    async def judge_raw(self, items: Sequence[RawItem]) -> list[Outcome]: ...
 
 
 class WatchConfig(BaseModel):
@@ -219,10 +214,6 @@ class TrivyOperatorWatch:
                 log.error("%s: not judged (%s): %s", source, outcome.reason, outcome.error)
                 continue
             assert isinstance(outcome, Judged)
-            if len(raw) > LARGE_DOCUMENT:
-                evidence, verdict = await asyncio.to_thread(outcome.rebuild, raw)
-            else:
-                evidence, verdict = outcome.rebuild(raw)
-            records.append(Record(evidence, verdict, raw))
+            records.append(await record_of(outcome, raw))
         if records:
             await self.deliver(records)

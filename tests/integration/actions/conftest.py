@@ -16,22 +16,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.integration.conftest import free_port
-from tests.kube_api import TestApiServer
 from tribunal.actions import Dispatcher, ImageBlocklist, build_dispatcher
 from tribunal.model import Decision, EvidenceKind, Severity, Subject, Verdict, Violation
 from tribunal.settings import Settings
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager")
-
-
-@pytest.fixture
-async def kube_api() -> AsyncIterator[TestApiServer]:
-    server = TestApiServer()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
