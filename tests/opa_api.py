@@ -26,10 +26,14 @@ _PARSE_ERROR = re.compile(r"-->\s*(\S+?):(\d+):(\d+).*?error:\s*([^\n]+)", re.S)
 class OpaTestServer:
     """``start()`` binds a free port (``url``); ``stop()`` always stops it. ``token``: the bearer
     token every request must carry. ``fail_queries``: answer every query 500, as a broken OPA would.
+    ``refuse``: policy ids whose upload fails as a module OPA cannot compile.
     ``requests`` counts requests by (method, first path segments)."""
 
     token: str | None = None
     fail_queries: bool = False
+    refuse: set[str] = field(
+        default_factory=set
+    )  # policy ids whose PUT is refused, as OPA refuses Rego it cannot compile
     policies: dict[str, str] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     requests: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -101,6 +105,14 @@ class OpaTestServer:
 
     async def _put_policy(self, request: web.Request) -> web.Response:
         policy_id, raw = request.match_info["id"], await request.text()
+        if policy_id in self.refuse:
+            location = {"file": policy_id, "row": 3, "col": 1}
+            return _error(
+                400,
+                "invalid_parameter",
+                "error(s) occurred while compiling module(s)",
+                [{"code": "rego_type_error", "message": "refused by the test server", "location": location}],
+            )
         candidate = {**self.policies, policy_id: raw}
         try:
             engine = _compile(candidate, self.data)

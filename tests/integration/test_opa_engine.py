@@ -54,9 +54,20 @@ def test_building_pushes_every_module_and_the_data_and_removes_only_its_own_stal
         engine.close()
 
 
-def test_a_module_opa_refuses_is_named_with_its_line(opa: OpaTestServer, policy_dir) -> None:  # type: ignore[no-untyped-def]
+def test_rego_that_does_not_compile_never_reaches_opa(opa: OpaTestServer, policy_dir) -> None:  # type: ignore[no-untyped-def]
     policies = policy_dir({"admission/broken.rego": "package tribunal.admission.broken\n\nx := \n"})
-    with pytest.raises(PolicyLoadError, match=r"^admission/broken\.rego:4:1: .+\(OPA server at http"):
+    with pytest.raises(PolicyLoadError, match=r"admission/broken\.rego:4:1"):
+        OpaEngine(load_policy_set(policies), EngineOptions(opa_url=opa.url))
+    assert opa.requests == {}  # compiled locally first: OPA was not asked anything
+
+
+def test_a_module_opa_refuses_is_named_with_its_line(opa: OpaTestServer, policy_dir) -> None:  # type: ignore[no-untyped-def]
+    opa.refuse.add("tribunal/admission/no_latest.rego")
+    policies = policy_dir({"admission/no_latest.rego": RULE})
+    with pytest.raises(
+        PolicyLoadError,
+        match=r"^admission/no_latest\.rego:3:1: refused by the test server \(OPA server at http",
+    ):
         OpaEngine(load_policy_set(policies), EngineOptions(opa_url=opa.url))
 
 

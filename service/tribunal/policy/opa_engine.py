@@ -1,7 +1,8 @@
 """An OPA server as the engine, over its REST API through ``opa-python-client``.
 
-The policies run unchanged on OPA (docs/policies.md). Building the engine pushes the revision to the
-server: every module with the Policy API (``PUT /v1/policies/tribunal/<path>``; modules of an earlier
+The policies run unchanged on OPA (docs/policies.md). Building the engine compiles the revision
+locally (regorus) first, so Rego that does not compile never reaches OPA; then it pushes the revision:
+every module with the Policy API (``PUT /v1/policies/tribunal/<path>``; modules of an earlier
 revision that are gone are deleted), and every top-level data document with the Data API (``PUT
 /v1/data/<key>``, replacing it whole). Each evaluation is one Data API query, ``POST
 /v1/data/tribunal/lib/judge/<kind>`` with the policy input. OPA evaluates built-in errors as
@@ -25,6 +26,7 @@ from opa_client.errors import DeletePolicyError, RegoParseError, TypeException
 from tribunal.policy.engine import EngineOptions
 from tribunal.policy.errors import PolicyEvaluationError, PolicyLoadError
 from tribunal.policy.loader import JUDGE_PACKAGE, PolicySet
+from tribunal.policy.regorus_engine import build_engine
 
 # Every module Tribunal pushes has an id under this prefix; only those are ever deleted.
 POLICY_ID_PREFIX = "tribunal/"
@@ -37,6 +39,9 @@ class OpaEngine:
 
     def __init__(self, policy_set: PolicySet, options: EngineOptions) -> None:
         self.revision = policy_set.revision
+        # Compiled here first: OPA's Policy API has no transaction, and a revision it refused half-way
+        # would leave it holding part of the new modules beside the old ones.
+        build_engine(policy_set)  # the compiled engine is dropped at once, by this thread
         self.url, self._client = _client(options)
         try:
             self._push(policy_set)
