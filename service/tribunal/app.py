@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tribunal import collector
-from tribunal.actions import ImageBlocklist, KubeConnector, build_dispatcher, policy_reloader
+from tribunal.actions import ActionError, ImageBlocklist, KubeConnector, build_dispatcher, policy_reloader
 from tribunal.actions.outbox import OutboxSweep
 from tribunal.actions.responder import Responder
 from tribunal.model import EvidenceKind
@@ -203,7 +203,10 @@ def build_server(
         connector = KubeConnector(settings.actions)
 
         async def kube_api() -> Any:
-            return (await connector.client()).api
+            try:
+                return (await connector.client()).api
+            except ActionError as exc:  # no usable cluster configuration: retried like an outage
+                raise ConnectionError(str(exc)) from None
 
         operator_watch = TrivyOperatorWatch(
             kube_api,

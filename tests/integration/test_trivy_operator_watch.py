@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.integration.conftest import StartServer
 from tests.kube_api import TestApiServer
@@ -172,3 +173,24 @@ async def test_a_cluster_it_cannot_reach_is_reported_not_fatal(  # type: ignore[
     assert resp.status == 200  # still ready: admissions do not depend on the watch
     assert body["checks"]["trivy-operator-watch"].startswith("vulnerabilityreports: ")
     assert await metric(http, server.url, "tribunal_watch_errors_total{") >= 1
+
+
+async def test_no_cluster_configuration_is_reported_and_retried_not_fatal(  # type: ignore[no-untyped-def]
+    start_server: StartServer, http: aiohttp.ClientSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    server, _ = await start_server(
+        store=True,
+        trivy_operator_watch=["configauditreports"],
+        actions={"state_dir": tmp_path / "state", "kubeconfig": tmp_path / "absent-kubeconfig"},
+    )
+    for _ in range(200):
+        async with http.get(f"{server.url}/readyz") as resp:
+            checks = (await resp.json())["checks"]
+        if checks.get("trivy-operator-watch", "ok") != "ok":
+            break
+        await asyncio.sleep(0.05)
+    assert resp.status == 200
+    assert "no usable configuration" in checks["trivy-operator-watch"]
+    errors = 'tribunal_watch_errors_total{cause="connection",resource="configauditreports"}'
+    assert await metric(http, server.url, errors) >= 1
