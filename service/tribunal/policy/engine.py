@@ -32,7 +32,7 @@ class EngineOptions:
 
     opa_url: str | None = None
     opa_token: str | None = None
-    opa_timeout_seconds: float = 5.0
+    opa_timeout_seconds: float = 2.0  # as Settings.opa_timeout_seconds
 
 
 EngineFactory = Callable[[PolicySet, EngineOptions], PolicyEngine]
