@@ -59,6 +59,14 @@ class OpaTestServer:
         if self._thread is not None:
             self._thread.join(10)
 
+    def restart(self) -> None:
+        """Forget every policy and data document, as a restarted OPA does (it keeps them in memory)."""
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._forget(), self._loop).result(10)
+
+    async def _forget(self) -> None:
+        self.policies, self.data, self._engine = {}, {}, None
+
     def _serve(self) -> None:
         loop = self._loop = asyncio.new_event_loop()
         # OPA takes request bodies up to 256 MB by default (server.decoding.max_length).

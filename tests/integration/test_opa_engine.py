@@ -127,3 +127,17 @@ async def test_the_webhook_judges_on_opa_and_fails_closed_when_it_breaks(  # typ
     assert answer["allowed"] is False and answer["status"]["code"] == 500
     assert "OPA server at" in answer["status"]["message"]
     assert answer["auditAnnotations"]["failure-policy"] == "fail_closed"
+
+
+def test_an_opa_that_lost_the_policies_gets_them_again_instead_of_allowing(opa: OpaTestServer) -> None:
+    judge = Judge.build(load_policy_set(POLICY_DIR), "opa", engine_options=EngineOptions(opa_url=opa.url))
+    try:
+        evidence = parse_evidence(review(pod(PRIVILEGED), uid="o-3"), "review.json")
+        assert judge.judge(evidence).decision is Decision.DENY
+        opa.restart()  # the sidecar restarted: OPA holds nothing
+        verdict = judge.judge(evidence)
+        assert verdict.decision is Decision.DENY
+        assert "privileged_containers" in {v.policy for v in verdict.violations}
+        assert "tribunal/lib/judge.rego" in opa.policies  # pushed again
+    finally:
+        judge.engine.close()

@@ -8,6 +8,9 @@ revision that are gone are deleted), and every top-level data document with the 
 /v1/data/tribunal/lib/judge/<kind>`` with the policy input. OPA evaluates built-in errors as
 undefined unless it runs with strict built-in errors, as regorus's RVM does (docs/policies.md).
 
+An OPA that lost the policies (a restarted sidecar) answers the judge rule as undefined, which is never
+read as "no violation": the revision is pushed again and the query repeated.
+
 One OPA per Tribunal pod (a sidecar) is the model: the Policy API makes every module global to the
 server, so replicas running different revisions must not share one. A connection failure or an OPA
 error while judging is a PolicyEvaluationError naming the server, which the webhook's failure policy
@@ -39,6 +42,7 @@ class OpaEngine:
 
     def __init__(self, policy_set: PolicySet, options: EngineOptions) -> None:
         self.revision = policy_set.revision
+        self._policy_set = policy_set
         # Compiled here first: OPA's Policy API has no transaction, and a revision it refused half-way
         # would leave it holding part of the new modules beside the old ones.
         build_engine(policy_set)  # the compiled engine is dropped at once, by this thread
@@ -53,15 +57,22 @@ class OpaEngine:
             raise
 
     def evaluate(self, kind: str, input_json: bytes) -> list[dict[str, Any]]:
-        try:
-            answer = self._client.query_rule(orjson.loads(input_json), JUDGE_PACKAGE, kind)
-        except requests.HTTPError as exc:
-            raise PolicyEvaluationError(f"OPA server at {self.url}: {_opa_message(exc)}") from None
-        except requests.RequestException as exc:
-            raise PolicyEvaluationError(f"OPA server at {self.url} unreachable: {exc}") from None
-        result = answer.get("result") if isinstance(answer, dict) else None
-        if result is None:  # undefined: the judge rule is a set, so only when it is missing
-            return []
+        document = orjson.loads(input_json)
+        result = self._query(kind, document)
+        if result is None:
+            # The judge rule is a set, defined (empty) whenever the policies are loaded: undefined means
+            # OPA lost them (restarted, or another client replaced them). Read as "no violation", that
+            # would allow everything; push the revision again and ask once more.
+            try:
+                self._push(self._policy_set)
+            except (requests.RequestException, PolicyLoadError) as exc:
+                raise PolicyEvaluationError(f"OPA server at {self.url} lost the policies: {exc}") from None
+            result = self._query(kind, document)
+        if result is None:
+            raise PolicyEvaluationError(
+                f"OPA server at {self.url}: data.{JUDGE_PACKAGE}.{kind} is undefined after the policies "
+                "were pushed again"
+            )
         if not isinstance(result, list):
             raise PolicyEvaluationError(
                 f"OPA server at {self.url}: data.{JUDGE_PACKAGE}.{kind} is not a set of violations"
@@ -70,6 +81,16 @@ class OpaEngine:
 
     def close(self) -> None:
         self._client.close_connection()
+
+    def _query(self, kind: str, document: Any) -> Any:
+        """The judge rule's value for ``document``, None when OPA says it is undefined."""
+        try:
+            answer = self._client.query_rule(document, JUDGE_PACKAGE, kind)
+        except requests.HTTPError as exc:
+            raise PolicyEvaluationError(f"OPA server at {self.url}: {_opa_message(exc)}") from None
+        except requests.RequestException as exc:
+            raise PolicyEvaluationError(f"OPA server at {self.url} unreachable: {exc}") from None
+        return answer.get("result") if isinstance(answer, dict) else None
 
     def _push(self, policy_set: PolicySet) -> None:
         wanted = {POLICY_ID_PREFIX + module.path: module for module in policy_set.modules}
