@@ -4,9 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP_RUN  := $(VENV)/.installed-run
 STAMP_DEV  := $(VENV)/.installed-dev
-STAMP_SYS  := $(VENV)/.system-deps
 
-.PHONY: run test lint policy-test bench bench-pipeline clean alertmanager
+.PHONY: run test lint policy-test bench bench-pipeline clean system-deps tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,20 +26,48 @@ $(STAMP_DEV): pyproject.toml requirements/engine.lock | $(BIN)/python
 run: $(STAMP_DEV)
 	$(BIN)/tribunal dev
 
-# Debian packages the tests drive for real: chromium renders the HTML report. A no-op when present.
-$(STAMP_SYS): | $(BIN)/python
-	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
-	touch $@
-
-## test: lint, type-check, layer check, Rego policy tests and the whole pytest suite
-test: $(STAMP_DEV) $(STAMP_SYS) alertmanager lint policy-test
+## test: lint, type-check, layer check, Rego policy tests and the whole pytest suite (unit, integration,
+## conformance, e2e against a real kube-apiserver, etcd and OPA); the last line counts skipped tests
+test: $(STAMP_DEV) system-deps tools lint policy-test
 	$(BIN)/pytest -q
 
-# Debian's prometheus-alertmanager, the real Alertmanager the alert tests start on loopback: a no-op
-# where it is on PATH, else installed (needs root, as CI is). Tests never install anything.
-alertmanager:
-	@command -v prometheus-alertmanager >/dev/null 2>&1 || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager; }
+# Debian packages the tests drive for real, installed only where missing (needs root, as CI is; tests
+# never install anything): chromium renders the HTML report, prometheus-alertmanager receives alerts,
+# postgresql's initdb/postgres are started by the test fixtures on a free port (no server runs here).
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+# The real servers of the e2e tests, built from their Go modules, pinned, into a git-ignored .tools/bin
+# (Go's module and build caches make a second run a no-op). kube-apiserver and etcd come from
+# tools/go.mod (k8s.io/kubernetes cannot be `go install`ed: it has replace directives); OPA installs.
+# Not needed by `make run`. docs/install.md says how long a first build takes.
+TOOLS        := .tools/bin
+OPA_VERSION  := v1.22.4
+KUBE_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" && $$2 ~ /^v/ {print $$2; exit}' tools/go.mod)
+KUBE_MINOR   := $(word 2,$(subst ., ,$(KUBE_VERSION)))
+KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
+                -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(KUBE_MINOR)
+
+tools: $(TOOLS)/opa $(TOOLS)/etcd $(TOOLS)/kube-apiserver
+
+$(TOOLS)/opa: Makefile
+	mkdir -p $(TOOLS)
+	GOBIN=$(abspath $(TOOLS)) go install github.com/open-policy-agent/opa@$(OPA_VERSION)
+	touch $@
+
+$(TOOLS)/etcd: tools/go.mod tools/go.sum
+	cd tools && go build -o ../$@ go.etcd.io/etcd/server/v3
+
+$(TOOLS)/kube-apiserver: tools/go.mod tools/go.sum
+	cd tools && go build -ldflags "$(KUBE_LDFLAGS)" -o ../$@ k8s.io/kubernetes/cmd/kube-apiserver
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check service tests bench

@@ -137,3 +137,9 @@ async def _no_leaked_tasks() -> Any:
     yield
     leaked = [t for t in asyncio.all_tasks() - before - {asyncio.current_task()} if not t.done()]
     assert leaked == [], f"tasks left running: {leaked}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The last line of every run: how many tests skipped (under CI only absent ../shared may skip)."""
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    terminalreporter.write_line(f"tribunal: {skipped} test(s) skipped")

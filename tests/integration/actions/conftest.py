@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests import components
 from tests.integration.conftest import free_port
 from tribunal.actions import Dispatcher, ImageBlocklist, build_dispatcher
 from tribunal.model import Decision, EvidenceKind, Severity, Subject, Verdict, Violation
@@ -27,7 +28,7 @@ ALERTMANAGER = shutil.which("prometheus-alertmanager")
 async def alertmanager(tmp_path: Path) -> AsyncIterator[str]:
     """A real Alertmanager on a free loopback port (clustering off, storage in tmp); its base URL."""
     if ALERTMANAGER is None:
-        pytest.skip("prometheus-alertmanager is not installed (make test installs it)")
+        components.missing("prometheus-alertmanager", "`make test` installs Debian's package")
     config = tmp_path / "alertmanager.yml"
     config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
     port = free_port()
