@@ -1,6 +1,12 @@
 """Typed evidence, verdicts and the errors reading them can raise. Imports nothing else from tribunal."""
 
-from tribunal.model.admission import AdmissionRequest, AdmissionResponse, AdmissionReview, PodSpec
+from tribunal.model.admission import (
+    AdmissionRequest,
+    AdmissionResponse,
+    AdmissionReview,
+    PodSpec,
+    update_changes_nothing_judged,
+)
 from tribunal.model.common import Severity
 from tribunal.model.detect import content_id, detect_kind, parse_evidence
 from tribunal.model.errors import EvidenceError, TribunalError
@@ -33,4 +39,5 @@ __all__ = [
     "decide",
     "detect_kind",
     "parse_evidence",
+    "update_changes_nothing_judged",
 ]

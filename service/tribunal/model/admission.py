@@ -160,3 +160,46 @@ def _pod_spec_dict(obj: JSONObject) -> dict[str, Any] | None:
     for key in path:
         node = node.get(key) if isinstance(node, dict) else None
     return node if isinstance(node, dict) else None
+
+
+# Annotations that change what a pod may do: an update touching them is judged again.
+_SECURITY_ANNOTATION_PREFIXES = (
+    "container.apparmor.security.beta.kubernetes.io/",
+    "seccomp.security.alpha.kubernetes.io/",
+    "container.seccomp.security.alpha.kubernetes.io/",
+)
+
+
+def update_changes_nothing_judged(request: dict[str, Any]) -> bool:
+    """True for an UPDATE that changes nothing the admission policies read, which Pod Security
+    Admission does not judge again: the pod spec (a Pod's spec, or a workload's pod template) and
+    the security annotations are as they were, so only labels, other annotations, status, or a
+    workload's replica count changed. Subresource updates (``pods/ephemeralcontainers``) are always
+    judged; so is any kind without a pod spec whose ``spec`` changed, and an UPDATE whose object is
+    identical to the old one (a recorded or replayed review: there is no change to exempt, so the
+    object is judged as it stands, as ../shared/fixtures/admission/EXPECTED.md expects)."""
+    if request.get("operation") != "UPDATE" or request.get("subResource"):
+        return False
+    new, old = request.get("object"), request.get("oldObject")
+    if not isinstance(new, dict) or not isinstance(old, dict) or new == old:
+        return False
+    return _judged_part(new) == _judged_part(old)
+
+
+def _judged_part(obj: dict[str, Any]) -> tuple[Any, ...]:
+    spec = _pod_spec_dict(obj)
+    if spec is None:
+        return ("object", {k: v for k, v in obj.items() if k not in ("metadata", "status")})
+    path = POD_SPEC_PATHS[str(obj.get("kind", ""))]
+    template = obj
+    for key in path[:-1]:  # the pod template's metadata carries its annotations
+        template = template.get(key, {}) if isinstance(template, dict) else {}
+    metas = [obj.get("metadata")] + ([template.get("metadata")] if template is not obj else [])
+    security = sorted(
+        (key, str(value))
+        for meta in metas
+        if isinstance(meta, dict) and isinstance(meta.get("annotations"), dict)
+        for key, value in meta["annotations"].items()
+        if isinstance(key, str) and key.startswith(_SECURITY_ANNOTATION_PREFIXES)
+    )
+    return ("pod", spec, security)

@@ -32,6 +32,7 @@ from tribunal.model import (
     EvidenceKind,
     Verdict,
     parse_evidence,
+    update_changes_nothing_judged,
 )
 from tribunal.model.labels import labels_of
 from tribunal.policy import EvaluationTimeout, Judged, Outcome, RawItem, Rejected
@@ -330,6 +331,8 @@ class AdmissionWebhook:
             expiry.cancel()
 
     def _exemption(self, request: dict[str, Any]) -> str | None:
+        if update_changes_nothing_judged(request):
+            return "update changes nothing judged"
         namespace = request.get("namespace")
         if isinstance(namespace, str) and namespace and namespace in self.config.exempt_namespaces:
             return f"namespace {namespace}"
