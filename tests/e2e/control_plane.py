@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
+
 from tests import components
 from tests.e2e.pki import CertificateAuthority, Pair, service_account_keys
-
 from tribunal import devtools
 
 SERVICE_CIDR = "10.96.0.0/24"
