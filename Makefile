@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP_RUN  := $(VENV)/.installed-run
 STAMP_DEV  := $(VENV)/.installed-dev
 
-.PHONY: run test lint policy-test bench bench-pipeline clean system-deps tools
+.PHONY: run test lint policy-test policy-test-opa bench bench-pipeline clean system-deps tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ run: $(STAMP_DEV)
 
 ## test: lint, type-check, layer check, Rego policy tests and the whole pytest suite (unit, integration,
 ## conformance, e2e against a real kube-apiserver, etcd and OPA); the last line counts skipped tests
-test: $(STAMP_DEV) system-deps tools lint policy-test
+test: $(STAMP_DEV) system-deps tools lint policy-test policy-test-opa
 	$(BIN)/pytest -q
 
 # Debian packages the tests drive for real, installed only where missing (needs root, as CI is; tests
@@ -77,6 +77,11 @@ lint: $(STAMP_DEV)
 
 policy-test: $(STAMP_RUN)
 	$(BIN)/tribunal policy test policies
+
+# The same library and its tests on the real OPA: policies must run unchanged on an OPA server.
+policy-test-opa: $(TOOLS)/opa
+	$(TOOLS)/opa check --v1-compatible policies
+	$(TOOLS)/opa test policies
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/bench_engine.py

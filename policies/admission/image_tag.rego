@@ -20,7 +20,7 @@ violations contains v if {
 	image := c.image
 	image != ""
 	at := split(image, "@")
-	not at[1] != "" # no digest (none, or an empty one)
+	not has_digest(at) # no digest (none, or an empty one)
 	parts := split(at[0], "/")
 	segs := split(parts[count(parts) - 1], ":")
 	tag := concat("", array.slice(segs, max([1, count(segs) - 1]), count(segs))) # "" when untagged
@@ -33,3 +33,5 @@ violations contains v if {
 		"details": {"container": c.name, "image": c.image, "path": c.path, "tag": tag},
 	}
 }
+
+has_digest(at) if at[1] != ""

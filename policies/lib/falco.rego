@@ -503,9 +503,9 @@ unclaimed if count(categories) == 0
 
 # Falco's own operational events (metrics snapshots, event drops) rather than detections. No
 # policy exempts them: the catch-all treats them like any alert (only Warning and above count).
-internal if source == "internal"
+operational if source == "internal"
 
-internal if startswith(rule_lower, "falco internal")
+operational if startswith(rule_lower, "falco internal")
 
 # ---------------------------------------------------------------------------------------------
 # Message parts shared by the policies

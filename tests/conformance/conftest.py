@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES, POLICY_DIR, RULES_DIR
-from tests.opa_api import OpaTestServer, running
+from tests.opa_server import OpaServer, running_opa
 from tribunal.model import Evidence, EvidenceError
 from tribunal.policy import EngineOptions, Judge, PolicySet, load_enforcement, load_policy_set
 from tribunal.sources import expand_paths, read_evidence
@@ -32,14 +32,14 @@ def library() -> PolicySet:
 
 
 @pytest.fixture(scope="session")
-def opa_server() -> Iterator[OpaTestServer]:
-    """A test server speaking OPA's REST API (no OPA server can be installed here: tests/opa_api.py)."""
-    with running() as server:
+def opa_server() -> Iterator[OpaServer]:
+    """The real OPA server (``opa run --server``, tests/opa_server.py) the ``opa`` engine judges on."""
+    with running_opa() as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def judges(library: PolicySet, opa_server: OpaTestServer) -> Iterator[dict[str, Judge]]:
+def judges(library: PolicySet, opa_server: OpaServer) -> Iterator[dict[str, Judge]]:
     enforcement = load_enforcement(RULES_DIR)
     built = {name: Judge.build(library, name, enforcement) for name in ("regorus", "regopy")}
     built["opa"] = Judge.build(library, "opa", enforcement, EngineOptions(opa_url=opa_server.url))

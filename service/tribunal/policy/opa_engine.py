@@ -28,7 +28,7 @@ from opa_client.errors import DeletePolicyError, RegoParseError, TypeException
 
 from tribunal.policy.engine import EngineOptions
 from tribunal.policy.errors import PolicyEvaluationError, PolicyLoadError
-from tribunal.policy.loader import JUDGE_PACKAGE, PolicySet
+from tribunal.policy.loader import JUDGE_PACKAGE, Module, PolicySet
 from tribunal.policy.regorus_engine import build_engine
 
 # Every module Tribunal pushes has an id under this prefix; only those are ever deleted.
@@ -100,13 +100,24 @@ class OpaEngine:
                 self._client.delete_policy(policy_id)
             except DeletePolicyError as exc:
                 raise PolicyLoadError(f"OPA server at {self.url}: cannot delete {policy_id}: {exc}") from None
-        for policy_id, module in wanted.items():
-            try:
-                self._client.update_policy_from_string(module.source, policy_id, rego_compat=False)
-            except RegoParseError as exc:
+        # OPA compiles each uploaded module against those already loaded, so a policy sent before the
+        # library it calls is refused ("undefined function"). Libraries go first; whatever is still
+        # refused is sent again while each pass loads something, and the first refusal of a pass
+        # that loads nothing is the module's own error.
+        pending = sorted(wanted.items(), key=lambda item: (not item[1].path.startswith("lib/"), item[0]))
+        while pending:
+            refused: list[tuple[str, Module, RegoParseError]] = []
+            for policy_id, module in pending:
+                try:
+                    self._client.update_policy_from_string(module.source, policy_id, rego_compat=False)
+                except RegoParseError as exc:
+                    refused.append((policy_id, module, exc))
+            if len(refused) == len(pending):
+                _, module, error = refused[0]
                 raise PolicyLoadError(
-                    f"{module.path}:{_rego_errors(exc)} (OPA server at {self.url})"
+                    f"{module.path}:{_rego_errors(error)} (OPA server at {self.url})"
                 ) from None
+            pending = [(policy_id, module) for policy_id, module, _ in refused]
         for key, document in sorted(policy_set.data.items()):
             try:
                 self._client.update_or_create_data(document, key)
