@@ -1,5 +1,7 @@
 """Policy evaluation speed per evidence kind, on the embedded engines (regorus as Tribunal runs it:
-admission reviews on its RVM; regorus-interpreter: its interpreter for every kind; regopy).
+admission reviews on its RVM; regorus-interpreter: its interpreter for every kind; regopy), and on
+the real OPA server (``opa``: `opa run --server` from .tools/bin, built by `make tools`, one per library
+on loopback, judged through Tribunal's OPA engine: the HTTP client, loopback and OPA's evaluation).
 
 For each kind it judges real samples (../shared/fixtures when present, else examples/) and prints, as a
 Markdown table: median and p99 latency of one judgement (engine plus the Python that builds the input
@@ -8,26 +10,31 @@ beside them the ceiling measured in the same run: the same engine evaluating the
 policy loaded (only the aggregation rule), i.e. the fixed cost of a call. The last table runs regorus in
 one and in two worker processes (regorus holds the GIL, so only processes use the second core).
 
-    python bench/bench_engine.py [--seconds 2] [--engines regorus,regorus-interpreter,regopy]
+    python bench/bench_engine.py [--seconds 2] [--engines regorus,regorus-interpreter,regopy,opa]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import platform
 import shutil
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 
 from tribunal.model import Evidence, EvidenceKind
-from tribunal.policy import Judge, create_engine, load_policy_set
+from tribunal.policy import EngineOptions, Judge, create_engine, load_policy_set
 from tribunal.sources import expand_paths, read_evidence
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,11 +88,40 @@ def _worker(args: tuple[str, str, list[bytes], float]) -> int:
     return calls
 
 
+OPA = ROOT / ".tools" / "bin" / "opa"
+
+
+@contextlib.contextmanager
+def opa_server() -> Iterator[str]:
+    """A real `opa run --server` on a free loopback port (decision logs off); its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [str(OPA), "run", "--server", f"--addr=127.0.0.1:{port}", "--log-level=error"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/health", timeout=1):
+                break
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--engines", default="regorus,regorus-interpreter,regopy")
+    parser.add_argument(
+        "--engines", default="regorus,regorus-interpreter,regopy" + (",opa" if OPA.exists() else "")
+    )
     args = parser.parse_args()
+    servers = contextlib.ExitStack()
     policy_set = load_policy_set(ROOT / "policies")
     ceiling_set = load_policy_set(empty_library())
     counts: dict[str, int] = {}
@@ -112,8 +148,13 @@ def main() -> int:
         inputs = [orjson.dumps(e.policy_input()) for e in evidence]
         per_kind_inputs[kind] = inputs
         for name in args.engines.split(","):
-            judge = Judge.build(policy_set, name)
-            ceiling = create_engine(name, ceiling_set)
+            options = EngineOptions()
+            ceiling_options = EngineOptions()
+            if name == "opa":  # one server for the library, one for the ceiling: each holds one revision
+                options = EngineOptions(opa_url=servers.enter_context(opa_server()))
+                ceiling_options = EngineOptions(opa_url=servers.enter_context(opa_server()))
+            judge = Judge.build(policy_set, name, engine_options=options)
+            ceiling = create_engine(name, ceiling_set, ceiling_options)
             for e in evidence:  # warm up, and fail loudly on an error
                 judge.judge(e)
             lat, calls, elapsed = measure(judge.judge, evidence, args.seconds)
@@ -128,6 +169,7 @@ def main() -> int:
                 f"| {pct(lat, 0.99):.3f} | {calls / elapsed:,.0f} | {statistics.median(e_lat):.3f} "
                 f"| {statistics.median(c_lat):.3f} | {c_calls / c_elapsed:,.0f} |"
             )
+    servers.close()
     print("\nregorus, engine only (pre-serialised input), one vs two worker processes:\n")
     print("| kind | 1 process evals/s | 2 processes evals/s | speed-up |")
     print("|---|---|---|---|")
