@@ -64,10 +64,10 @@ $(TOOLS)/opa: Makefile
 	touch $@
 
 $(TOOLS)/etcd: tools/go.mod tools/go.sum
-	cd tools && go build -o ../$@ go.etcd.io/etcd/server/v3
+	cd tools && go build -buildvcs=false -o ../$@ go.etcd.io/etcd/server/v3
 
 $(TOOLS)/kube-apiserver: tools/go.mod tools/go.sum
-	cd tools && go build -ldflags "$(KUBE_LDFLAGS)" -o ../$@ k8s.io/kubernetes/cmd/kube-apiserver
+	cd tools && go build -buildvcs=false -ldflags "$(KUBE_LDFLAGS)" -o ../$@ k8s.io/kubernetes/cmd/kube-apiserver
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check service tests bench
