@@ -56,12 +56,14 @@ KUBE_MINOR   := $(word 2,$(subst ., ,$(KUBE_VERSION)))
 KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) \
                 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(KUBE_MINOR)
 
-tools: $(TOOLS)/opa $(TOOLS)/etcd $(TOOLS)/kube-apiserver
+OPA_STAMP    := $(TOOLS)/.opa-$(OPA_VERSION)
 
-$(TOOLS)/opa: Makefile
+tools: $(OPA_STAMP) $(TOOLS)/etcd $(TOOLS)/kube-apiserver
+
+$(OPA_STAMP):
 	mkdir -p $(TOOLS)
 	GOBIN=$(abspath $(TOOLS)) go install github.com/open-policy-agent/opa@$(OPA_VERSION)
-	touch $@
+	rm -f $(TOOLS)/.opa-* && touch $@
 
 $(TOOLS)/etcd: tools/go.mod tools/go.sum
 	cd tools && go build -buildvcs=false -o ../$@ go.etcd.io/etcd/server/v3
@@ -79,7 +81,7 @@ policy-test: $(STAMP_RUN)
 	$(BIN)/tribunal policy test policies
 
 # The same library and its tests on the real OPA: policies must run unchanged on an OPA server.
-policy-test-opa: $(TOOLS)/opa
+policy-test-opa: $(OPA_STAMP)
 	$(TOOLS)/opa check --v1-compatible policies
 	$(TOOLS)/opa test policies
 
