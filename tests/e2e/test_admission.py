@@ -4,6 +4,7 @@ chart's Service: what a user of the cluster sees when creating, updating and deb
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -211,3 +212,37 @@ async def test_with_tribunal_stopped_the_failure_policy_decides(
         await core.create_namespaced_pod(namespace, compliant_pod())
     assert refused.value.status == 500
     assert "failed calling webhook" in denial(refused)
+
+
+@pytest.mark.parametrize(("failure_policy", "admitted"), [("Fail", False), ("Ignore", True)])
+async def test_a_tribunal_that_never_answers_gets_the_failure_policy_after_the_timeout(
+    api: client.ApiClient, namespace: str, tribunal: StartTribunal, failure_policy: str, admitted: bool
+) -> None:
+    """A hung Tribunal (the connection accepted, no answer ever) costs a request the webhook's
+    timeoutSeconds, then the failurePolicy decides. The stall is a stand-in: a TCP listener on
+    Tribunal's endpoint that never reads, since a real Tribunal cannot be made to hang."""
+    published = await tribunal(webhook_values={"failurePolicy": failure_policy, "timeoutSeconds": 1})
+    await published.server.stop()
+    held: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    stall = await asyncio.start_server(never_answer, published.address, published.port)
+    try:
+        core = client.CoreV1Api(api)
+        async with asyncio.timeout(30):  # the API server gives up after 1 s; this only bounds a hang
+            if admitted:
+                created = await core.create_namespaced_pod(namespace, compliant_pod())
+                assert created.metadata.name == "web"
+                return
+            with pytest.raises(ApiException) as refused:
+                await core.create_namespaced_pod(namespace, compliant_pod())
+        assert refused.value.status == 500
+        assert "failed calling webhook" in denial(refused)
+        assert "deadline exceeded" in denial(refused) or "timeout" in denial(refused).lower()
+    finally:
+        for writer in held:
+            writer.close()
+        stall.close()
+        await stall.wait_closed()
