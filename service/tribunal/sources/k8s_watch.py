@@ -7,9 +7,13 @@ One task per resource plural, as controllers do it: list (remembering the list's
 then watch from there; a watch that ends (the API server's timeout) is resumed from the last
 resourceVersion seen; one that is too old (410 Gone) lists again. Listing again is safe: evidence is
 recorded once per id, and a report's id follows its content, so an unchanged report is not judged
-into a second verdict. Any other error (the API server unreachable, RBAC, a failed write) is logged
-and counted, and the task lists again after a backoff (doubling, up to ``max_backoff_seconds``), so a
-report missed meanwhile is caught. Deleted reports change nothing: the verdicts stay on record.
+into a second verdict. That content leaves out what the API server changes on a write that changes
+nothing else (``metadata.resourceVersion`` and ``managedFields``: the same report applied again by
+another field manager is a MODIFIED event with a new resourceVersion); ``generation``, which grows
+with every change of the report itself, stays. Any other error (the API server unreachable or
+restarting, RBAC, a failed write) is logged and counted, and the task lists again after a backoff
+(doubling, up to ``max_backoff_seconds``), so a report missed meanwhile is caught. Deleted reports
+change nothing: the verdicts stay on record.
 
 Reports are judged in the judge workers, like every document, so a report with thousands of findings
 never stalls the admissions the same server answers."""
@@ -38,6 +42,9 @@ from tribunal.store import Record
 log = logging.getLogger(__name__)
 
 GROUP, VERSION = OPERATOR_API_GROUP, "v1alpha1"
+
+BOOKKEEPING = ("resourceVersion", "managedFields")
+"""Metadata the API server rewrites on writes that leave the report as it was: not evidence."""
 
 ApiClientFactory = Callable[[], Awaitable[Any]]
 """Returns the kubernetes-asyncio ``ApiClient`` to use (connected on first use, shared)."""
@@ -203,7 +210,7 @@ class TrivyOperatorWatch:
             name = meta.get("name")
             where = f"{meta['namespace']}/{name}" if meta.get("namespace") else name
             source = f"watch {plural}.{GROUP} {where}@{meta.get('resourceVersion') or version}"
-            raws.append(orjson.dumps(obj))
+            raws.append(orjson.dumps(_without_bookkeeping(obj)))
             items.append((raws[-1], source, EvidenceKind.TRIVY))
         self.events.labels(plural, event).inc(len(items))
         records: list[Record] = []
@@ -217,3 +224,11 @@ class TrivyOperatorWatch:
             records.append(await record_of(outcome, raw))
         if records:
             await self.deliver(records)
+
+
+def _without_bookkeeping(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` without ``BOOKKEEPING`` in its metadata: its id then follows the report, not its writes."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or not any(key in meta for key in BOOKKEEPING):
+        return obj
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k not in BOOKKEEPING}}
