@@ -29,7 +29,14 @@ from tribunal.policy import (
     load_policy_set,
 )
 from tribunal.reports.api import read_api_routes
-from tribunal.server import CertificateReloader, Component, ReadinessCheck, Server
+from tribunal.server import (
+    Authenticator,
+    CertificateReloader,
+    Component,
+    KubernetesTokenReviewer,
+    ReadinessCheck,
+    Server,
+)
 from tribunal.settings import Settings
 from tribunal.sources.ingest import HttpIngest, IngestConfig
 from tribunal.sources.k8s_watch import TrivyOperatorWatch, WatchConfig
@@ -194,27 +201,28 @@ def build_server(
     ingest = HttpIngest(
         pool,
         deliver,
-        IngestConfig(token=settings.ingest_token, max_body_bytes=settings.max_document_bytes),
+        # The ingest token is checked with every other door's credentials (build_authenticator).
+        IngestConfig(token=None, max_body_bytes=settings.max_document_bytes),
         registry,
     )
     consumers: list[Component] = []
     readiness: list[ReadinessCheck] = []
+    connector = KubeConnector(settings.actions)
+
+    async def kube_api() -> Any:
+        try:
+            return (await connector.client()).api
+        except ActionError as exc:  # no usable cluster configuration: retried like an outage
+            raise ConnectionError(str(exc)) from None
+
+    authenticator = build_authenticator(settings, registry, kube_api)
     if settings.trivy_operator_watch:
-        connector = KubeConnector(settings.actions)
-
-        async def kube_api() -> Any:
-            try:
-                return (await connector.client()).api
-            except ActionError as exc:  # no usable cluster configuration: retried like an outage
-                raise ConnectionError(str(exc)) from None
-
         operator_watch = TrivyOperatorWatch(
             kube_api,
             pool,
             deliver,
             WatchConfig(plurals=tuple(settings.trivy_operator_watch)),
             registry,
-            on_stop=connector.close,
         )
         consumers.append(operator_watch)
         readiness.append(ReadinessCheck("trivy-operator-watch", operator_watch.probe, fatal=False))
@@ -257,6 +265,7 @@ def build_server(
         # the webhook and the responder their actions, then the dispatcher and the judge pool stop
         # and the recorder writes what is queued.
         components=[
+            _ClosedAtStop(connector.close),  # the cluster connection (auth, watch): closed last
             *components,
             background_recorder,
             pool,
@@ -277,6 +286,44 @@ def build_server(
         tls=tls,
         tls_reload_interval=settings.tls_reload_interval,
         client_max_size=max(settings.max_request_bytes, settings.max_document_bytes) + 1024,
+        middlewares=[authenticator.middleware],
+    )
+
+
+class _ClosedAtStop:
+    """A component that only closes something when the server stops."""
+
+    def __init__(self, close: Callable[[], Awaitable[None]]) -> None:
+        self._close = close
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        await self._close()
+
+
+def build_authenticator(
+    settings: Settings, registry: CollectorRegistry, kube_api: Callable[[], Awaitable[Any]]
+) -> Authenticator:
+    """The guard of every door but /validate and health (server/auth.py): static tokens, and the
+    cluster's TokenReview and SubjectAccessReview with ``auth.kubernetes``."""
+    auth = settings.auth
+    if auth.anonymous:
+        log.warning("TRIBUNAL_AUTH__ANONYMOUS: ingest, the read API and /metrics are open to anyone")
+    elif not (auth.kubernetes or auth.read_token or settings.ingest_token):
+        log.warning(
+            "no authentication configured: ingest, the read API and /metrics answer 401 "
+            "(set TRIBUNAL_AUTH__KUBERNETES, TRIBUNAL_INGEST_TOKEN or TRIBUNAL_AUTH__READ_TOKEN)"
+        )
+    reviewer = KubernetesTokenReviewer(kube_api, auth.audiences) if auth.kubernetes else None
+    return Authenticator(
+        registry=registry,
+        ingest_token=settings.ingest_token.get_secret_value() if settings.ingest_token else None,
+        read_token=auth.read_token.get_secret_value() if auth.read_token else None,
+        reviewer=reviewer,
+        anonymous=auth.anonymous,
+        cache_seconds=auth.cache_seconds,
     )
 
 

@@ -29,6 +29,8 @@ from tribunal.sources import expand_paths, read_evidence
 EXIT_OK, EXIT_ERROR, EXIT_VERDICT = 0, 1, 2
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+log = logging.getLogger("tribunal.cli")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
@@ -223,7 +225,11 @@ def _dev(args: argparse.Namespace) -> int:
             "TRIBUNAL_DATABASE_URL", f"sqlite+aiosqlite:///{args.cert_dir / 'tribunal.db'}"
         ),
         "actions": {"state_dir": args.cert_dir / "state"},
+        # A local playground: `tribunal demo` posts to ingest and reads verdicts without a token.
+        "auth": {"anonymous": True},
     }
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("tribunal dev on %s: ingest, the read API and /metrics are open to anyone", args.host)
     if not args.no_kafka and not os.environ.get("TRIBUNAL_KAFKA_BOOTSTRAP_SERVERS"):
         broker = EmbeddedBroker(port=args.kafka_port)
         extra["kafka_bootstrap_servers"] = broker.bootstrap

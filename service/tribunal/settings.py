@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tribunal.model.trivy import OPERATOR_REPORT_PLURALS
@@ -57,6 +57,39 @@ class ActionSettings(BaseModel):
         description="Verdicts recorded this long ago whose actions never settled (a replica died between "
         "recording and acting) are acted on again by the outbox sweep, every half of it.",
     )
+
+
+class AuthSettings(BaseModel):
+    """Who may use the server's doors other than /validate, /healthz and /readyz
+    (``TRIBUNAL_AUTH__<FIELD>``; docs/security.md). With none of these set, those doors answer 401."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kubernetes: bool = Field(
+        False,
+        description="Accept bearer tokens the Kubernetes API server vouches for (TokenReview) whose user "
+        "may use the path and verb (SubjectAccessReview on the non-resource URL), as kube-rbac-proxy; the "
+        "cluster connection is actions.kube_api_url / kubeconfig / in-cluster.",
+    )
+    audiences: list[str] = Field(
+        [],
+        description="Audiences the tokens must be meant for (TokenReview, comma-separated); "
+        "empty: the API server's.",
+    )
+    read_token: SecretStr | None = Field(
+        None, description="A static bearer token for the read API and /metrics (outside a cluster)."
+    )
+    anonymous: bool = Field(
+        False, description="Open every door without a token: only for `tribunal dev` on loopback."
+    )
+    cache_seconds: float = Field(60.0, ge=0, description="How long a token's review is reused.")
+
+    @field_validator("audiences", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
 
 # A list setting: comma-separated in the environment (TRIBUNAL_EXEMPT_USERS=a,b), a list in YAML.
@@ -146,7 +179,12 @@ class Settings(BaseSettings):
     )
     alertmanager_url: str | None = Field(None, description="Alertmanager base URL for `alert` actions.")
     actions: ActionSettings = Field(default_factory=ActionSettings, description="How verdicts are acted on.")
-    ingest_token: str | None = Field(None, description="Bearer token required by /ingest/* when set.")
+    ingest_token: SecretStr | None = Field(
+        None, description="A static bearer token for /ingest/* (producers outside the cluster)."
+    )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings, description="Authentication of every door but /validate and health."
+    )
     dry_run: bool = Field(False, description="Judge and record, but never deny or act.")
     failure_policy: Literal["fail", "ignore"] = Field(
         "fail", description="When no verdict is reached in time: fail (deny) or ignore (allow)."

@@ -139,6 +139,7 @@ async def tribunal(
             "database_url": f"sqlite+aiosqlite:///{tmp_path / f'tribunal-{len(started)}.db'}",
             "actions": {"state_dir": tmp_path / f"state-{len(started)}"},
             "judge_workers": 0,
+            "auth": {"anonymous": True},  # the tests of authentication set their own
             **overrides,
         }
         recorder = MemoryRecorder()

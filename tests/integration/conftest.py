@@ -192,6 +192,7 @@ async def start_server(tls_pair: tuple[Path, Path], tmp_path: Path) -> AsyncIter
             "database_url": f"sqlite+aiosqlite:///{tmp_path / f'tribunal-{len(started)}.db'}",
             "actions": {"state_dir": tmp_path / f"state-{len(started)}"},
             "judge_workers": 0,
+            "auth": {"anonymous": True},  # the tests of authentication set their own
             **overrides,
         }
         if tls:

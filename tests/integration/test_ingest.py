@@ -101,16 +101,6 @@ async def test_bad_documents_get_400_naming_the_problem(start_server: StartServe
     assert [r.evidence.id for r in await recorder.wait_for(1)] == [SHELL_ALERT["uuid"]]
 
 
-async def test_a_bearer_token_can_be_required(start_server: StartServer, http) -> None:  # type: ignore[no-untyped-def]
-    server, _ = await start_server(ingest_token="s3cret")
-    url, body = f"{server.url}/ingest/falco", json.dumps(SHELL_ALERT).encode()
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
-        async with http.post(url, data=body, headers=headers) as resp:
-            assert resp.status == 401 and resp.headers["WWW-Authenticate"].startswith("Bearer")
-    status, _ = await _post(http, url, body, Authorization="Bearer s3cret")
-    assert status == 202
-
-
 @needs_shared
 async def test_a_large_trivy_report_does_not_hold_up_admissions(start_server: StartServer, http) -> None:  # type: ignore[no-untyped-def]
     # Admissions judged on the loop (as when this test was written): with the pool they would queue

@@ -1,6 +1,19 @@
 """The HTTP(S) server every endpoint shares: lifecycle, TLS, health, readiness and metrics."""
 
+from tribunal.server.auth import Authenticator, Identity, ReviewUnavailable, TokenReviewer
 from tribunal.server.http import Component, ReadinessCheck, Server
+from tribunal.server.kube_auth import KubernetesTokenReviewer
 from tribunal.server.tls import CertificateReloader, generate_self_signed
 
-__all__ = ["CertificateReloader", "Component", "ReadinessCheck", "Server", "generate_self_signed"]
+__all__ = [
+    "Authenticator",
+    "CertificateReloader",
+    "Component",
+    "Identity",
+    "KubernetesTokenReviewer",
+    "ReadinessCheck",
+    "ReviewUnavailable",
+    "Server",
+    "TokenReviewer",
+    "generate_self_signed",
+]

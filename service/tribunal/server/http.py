@@ -18,6 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from tribunal.server.tls import CertificateReloader
 
+Middleware = Callable[..., Any]  # an aiohttp middleware (e.g. auth.Authenticator.middleware)
+
 log = logging.getLogger(__name__)
 
 
@@ -53,6 +55,7 @@ class Server:
         tls_reload_interval: float = 5.0,
         client_max_size: int = 64 * 1024 * 1024,
         shutdown_timeout: float = 10.0,
+        middlewares: Iterable[Middleware] = (),
     ) -> None:
         self.host = host
         self.port = port
@@ -63,7 +66,7 @@ class Server:
         self.background = list(background)
         self.readiness = list(readiness)
         self.shutdown_timeout = shutdown_timeout
-        self.app = web.Application(client_max_size=client_max_size)
+        self.app = web.Application(client_max_size=client_max_size, middlewares=list(middlewares))
         self.app.add_routes(
             [
                 web.get("/healthz", self.healthz),
