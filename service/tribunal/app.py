@@ -70,6 +70,7 @@ def build_policy_runtime(settings: Settings, extra_data: Iterable[Path] = ()) ->
         rules_dir=settings.rules_dir,
         extra_data=extra_data,
         engine_options=options,
+        allow_network=settings.policy_allow_network,
     )
 
 
@@ -87,7 +88,9 @@ def build_store(settings: Settings) -> SqlStore:
 def policy_kinds(settings: Settings) -> dict[str, EvidenceKind] | None:
     """Policy id -> the evidence kind it judges, for reports; None when the policies cannot be read."""
     try:
-        policies = load_policy_set(settings.policy_dir).policies.values()
+        policies = load_policy_set(
+            settings.policy_dir, allow_network=settings.policy_allow_network
+        ).policies.values()
     except (PolicyError, OSError):
         return None
     return {p.id: EvidenceKind(p.kind) for p in policies}

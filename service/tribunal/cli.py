@@ -376,8 +376,9 @@ def _consume(args: argparse.Namespace) -> int:
 
 
 def _policy_test(args: argparse.Namespace) -> int:
-    directory = args.directory or _settings(args).policy_dir
-    report = run_policy_tests(directory, args.data, args.run)
+    settings = _settings(args)
+    directory = args.directory or settings.policy_dir
+    report = run_policy_tests(directory, args.data, args.run, allow_network=settings.policy_allow_network)
     for result in report.results:
         if not result.passed:
             print(f"FAIL {result.name} ({result.location})")
@@ -397,7 +398,7 @@ def _policy_test(args: argparse.Namespace) -> int:
 
 def _policy_list(args: argparse.Namespace) -> int:
     settings = _settings(args, policy_dir=args.directory, rules_dir=args.rules)
-    policy_set = load_policy_set(settings.policy_dir)
+    policy_set = load_policy_set(settings.policy_dir, allow_network=settings.policy_allow_network)
     enforcement = load_enforcement(settings.rules_dir)
     policies = sorted(policy_set.policies.values(), key=lambda p: (p.kind, p.path))
     rows = [

