@@ -210,7 +210,7 @@ def build_server(
     )
     consumers: list[Component] = []
     readiness: list[ReadinessCheck] = []
-    connector = KubeConnector(settings.actions)
+    connector = KubeConnector(settings.actions, actions=False)
 
     async def kube_api() -> Any:
         try:

@@ -224,7 +224,7 @@ def _dev(args: argparse.Namespace) -> int:
         "database_url": os.environ.get(
             "TRIBUNAL_DATABASE_URL", f"sqlite+aiosqlite:///{args.cert_dir / 'tribunal.db'}"
         ),
-        "actions": {"state_dir": args.cert_dir / "state"},
+        "actions": {"state_dir": args.cert_dir / "state", "cluster": _dev_acts_on_cluster()},
         # A local playground: `tribunal demo` posts to ingest and reads verdicts without a token.
         "auth": {"anonymous": True},
     }
@@ -252,6 +252,18 @@ def _dev(args: argparse.Namespace) -> int:
         print(f"tribunal: {exc}", file=sys.stderr)
         return EXIT_ERROR
     return EXIT_OK
+
+
+def _dev_acts_on_cluster() -> bool:
+    """`tribunal dev` never acts on whatever ~/.kube/config points at: only on a cluster named
+    explicitly (TRIBUNAL_ACTIONS__KUBECONFIG or TRIBUNAL_ACTIONS__KUBE_API_URL), or when
+    TRIBUNAL_ACTIONS__CLUSTER says so."""
+    explicit = os.environ.get("TRIBUNAL_ACTIONS__CLUSTER")
+    if explicit is not None:
+        return explicit.strip().lower() in ("1", "true", "yes", "on")
+    return bool(
+        os.environ.get("TRIBUNAL_ACTIONS__KUBECONFIG") or os.environ.get("TRIBUNAL_ACTIONS__KUBE_API_URL")
+    )
 
 
 def _announce(server: Server, settings: Settings, cert_dir: Path) -> None:

@@ -51,6 +51,11 @@ class ActionSettings(BaseModel):
         5, ge=0, description="Quarantines and terminations allowed per namespace per minute (0: none)."
     )
     field_manager: str = Field("tribunal", description="fieldManager of Tribunal's writes to the cluster.")
+    cluster: bool = Field(
+        True,
+        description="Run the cluster actions (annotate, label, event, quarantine, terminate); false: they "
+        "are skipped and say why. `tribunal dev` sets false unless a cluster is named explicitly.",
+    )
     outbox_grace_seconds: float = Field(
         300.0,
         gt=0,
@@ -269,8 +274,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"{config_file}: settings file must hold a mapping")
             from_file = loaded
         env = cls()
-        merged = {**from_file, **env.model_dump(exclude_unset=True), **overrides}
+        merged = _deep_merge(_deep_merge(from_file, env.model_dump(exclude_unset=True)), overrides)
         return cls.model_validate(merged)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``; nested sections (``actions``, ``auth``) merge key by key, so a flag
+    that sets one key of a section keeps the others the environment set."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 TOPIC_KINDS = ("falco", "trivy", "admission")

@@ -78,3 +78,53 @@ def test_the_trivy_operator_watch_takes_known_resources_or_all(monkeypatch: pyte
     monkeypatch.setenv("TRIBUNAL_TRIVY_OPERATOR_WATCH", "vulnerabilityreport")
     with pytest.raises(ValidationError, match="unknown Trivy Operator resources \\['vulnerabilityreport'\\]"):
         Settings.load()
+
+
+def test_a_flag_setting_one_key_of_a_section_keeps_the_others_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TRIBUNAL_ACTIONS__KUBECONFIG", str(tmp_path / "kubeconfig"))
+    monkeypatch.setenv("TRIBUNAL_AUTH__READ_TOKEN", "r34d")
+    settings = Settings.load(actions={"state_dir": tmp_path / "state"}, auth={"anonymous": True})
+    assert settings.actions.kubeconfig == tmp_path / "kubeconfig"
+    assert settings.actions.state_dir == tmp_path / "state"
+    assert settings.auth.anonymous and settings.auth.read_token is not None
+    assert "r34d" not in repr(settings) and "r34d" not in str(settings.model_dump())
+
+
+async def test_cluster_actions_off_skip_without_reading_any_kubeconfig(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tribunal.actions import KubeConnector
+    from tribunal.actions.base import ActionSkipped
+    from tribunal.settings import ActionSettings
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config: reading one would fail differently
+    with pytest.raises(ActionSkipped, match="cluster actions are off"):
+        await KubeConnector(ActionSettings(cluster=False)).client()
+
+
+@pytest.mark.parametrize(
+    ("env", "acts"),
+    [
+        ({}, False),  # ~/.kube/config alone never makes `tribunal dev` act on a cluster
+        ({"TRIBUNAL_ACTIONS__KUBECONFIG": "/k"}, True),
+        ({"TRIBUNAL_ACTIONS__KUBE_API_URL": "http://127.0.0.1:8001"}, True),
+        ({"TRIBUNAL_ACTIONS__CLUSTER": "true"}, True),
+        ({"TRIBUNAL_ACTIONS__CLUSTER": "false", "TRIBUNAL_ACTIONS__KUBECONFIG": "/k"}, False),
+    ],
+)
+def test_dev_acts_on_a_cluster_only_when_one_is_named(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], acts: bool
+) -> None:
+    from tribunal import cli
+
+    for name in (
+        "TRIBUNAL_ACTIONS__KUBECONFIG",
+        "TRIBUNAL_ACTIONS__KUBE_API_URL",
+        "TRIBUNAL_ACTIONS__CLUSTER",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cli._dev_acts_on_cluster() is acts

@@ -173,8 +173,11 @@ class KubeConnector:
     """Connects on first use (so a service with no cluster rules never needs a kubeconfig): to
     ``kube_api_url`` when set, else in-cluster when running in a pod, else the kubeconfig."""
 
-    def __init__(self, settings: ActionSettings) -> None:
+    def __init__(self, settings: ActionSettings, *, actions: bool = True) -> None:
+        """``actions``: this connection runs the cluster actions, so ``settings.cluster`` gates it
+        (the token reviews and the Trivy Operator watch connect whatever it says)."""
         self.settings = settings
+        self.actions = actions
         self._client: KubeClient | None = None
         self._lock = asyncio.Lock()
 
@@ -185,6 +188,11 @@ class KubeConnector:
             return self._client
 
     async def _connect(self) -> KubeClient:
+        if self.actions and not self.settings.cluster:
+            raise ActionSkipped(
+                "cluster actions are off (TRIBUNAL_ACTIONS__CLUSTER=false; `tribunal dev` acts on a "
+                "cluster only when TRIBUNAL_ACTIONS__KUBECONFIG or TRIBUNAL_ACTIONS__CLUSTER=true names one)"
+            )
         configuration = client.Configuration()
         try:
             if self.settings.kube_api_url:
