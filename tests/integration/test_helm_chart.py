@@ -110,9 +110,42 @@ def test_the_webhook_registration() -> None:
     assert hook["timeoutSeconds"] == 5
     excluded = hook["namespaceSelector"]["matchExpressions"][0]["values"]
     assert set(excluded) == {"kube-system", "tribunal-system"}
+    # The CA's certificate is injected, not the serving one: renewals leave the caBundle as it is.
     assert (
-        webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "tribunal-system/tribunal-tls"
+        webhook["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "tribunal-system/tribunal-ca"
     )
+    assert "caBundle" not in hook["clientConfig"]
+
+
+def render_all(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    chart = helm.Chart.load(str(CHART))
+    manifests = chart.render(values or {}, name="tribunal", namespace="tribunal-system", is_install=True)
+    return [doc for text in manifests.values() for doc in yaml.safe_load_all(text) if doc]
+
+
+def test_cert_manager_issues_the_serving_certificate_from_a_ca_of_the_release() -> None:
+    by_name = {(o["kind"], o["metadata"]["name"]): o for o in render_all()}
+    assert by_name[("Issuer", "tribunal-selfsigned")]["spec"] == {"selfSigned": {}}
+    ca = by_name[("Certificate", "tribunal-ca")]["spec"]
+    assert ca["isCA"] is True and ca["issuerRef"] == {"name": "tribunal-selfsigned", "kind": "Issuer"}
+    assert by_name[("Issuer", "tribunal-ca")]["spec"] == {"ca": {"secretName": ca["secretName"]}}
+    leaf = by_name[("Certificate", "tribunal-tls")]["spec"]
+    assert leaf["issuerRef"] == {"name": "tribunal-ca", "kind": "Issuer"}
+    assert "isCA" not in leaf and leaf["secretName"] == "tribunal-tls"
+    # The CA outlives many serving certificates.
+    hours = {name: int(spec["duration"].rstrip("h")) for name, spec in (("ca", ca), ("leaf", leaf))}
+    assert hours["ca"] >= 10 * hours["leaf"]
+
+
+def test_a_webhook_without_cert_manager_needs_its_ca_bundle() -> None:
+    with pytest.raises(Exception, match=r"tls\.caBundle is required"):
+        render_all({"tls": {"certManager": {"enabled": False}}})
+    with pytest.raises(Exception, match=r"tls\.caBundle is required"):
+        render_all({"tls": {"existingSecret": "my-tls"}})  # cert-manager on, but not managing this secret
+    [webhook] = [o for o in render_all({"tls": {"existingSecret": "my-tls", "caBundle": "Q0E="}})
+                 if o["kind"] == "ValidatingWebhookConfiguration"]  # fmt: skip
+    assert "annotations" not in webhook["metadata"]  # no injector fighting the given bundle
+    assert webhook["webhooks"][0]["clientConfig"]["caBundle"] == "Q0E="
 
 
 def test_an_existing_secret_replaces_cert_manager() -> None:
