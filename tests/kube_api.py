@@ -1,7 +1,13 @@
-"""A test Kubernetes API server: aiohttp on loopback, serving the REST paths the cluster actions use,
-validating every object it is sent (or that a patch produces) against the Kubernetes schemas with
-kubernetes-validate, and answering 409/429/500 on demand. Not a real API server: no admission, no
-controllers, no watch; just the documented request and response shapes."""
+"""A stand-in for the Kubernetes API server, kept only for the faults a real one cannot be made to
+produce on demand: a 409 from a race, a 429 or 5xx that clears after some tries, a server that keeps
+failing, a watch that ends or whose history is compacted (410). Everything a real API server can show
+(what the cluster actions write, RBAC's 403, a PodDisruptionBudget's 429, 404s, admission) is tested
+against the real kube-apiserver of tests/e2e, under the chart's RBAC.
+
+aiohttp on loopback, serving the REST paths the cluster actions use, validating every object it is
+sent (or that a patch produces) against the Kubernetes schemas with kubernetes-validate, and answering
+409/429/500 on demand. Not a real API server: no admission, no controllers, no RBAC; just the
+documented request and response shapes."""
 
 from __future__ import annotations
 

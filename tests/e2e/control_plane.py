@@ -11,6 +11,7 @@ the EndpointSlice/Endpoints that point at this machine's own address.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -87,6 +88,15 @@ class ControlPlane:
         components.stop(self._apiserver, 20)
         self._start_apiserver()
 
+    async def restart_apiserver_async(self) -> None:
+        """``restart_apiserver`` while the event loop keeps running. The process is spawned from the
+        calling thread: its parent-death signal follows the thread that forked it, so a process
+        started from a worker thread would be killed when that thread ends."""
+        assert self._apiserver is not None
+        await asyncio.to_thread(components.stop, self._apiserver, 20)
+        process, log = self._spawn_apiserver()
+        await asyncio.to_thread(components.wait_until, self._ready, process, "kube-apiserver", log, 120)
+
     def stop_apiserver(self) -> None:
         assert self._apiserver is not None
         components.stop(self._apiserver, 20)
@@ -118,6 +128,10 @@ class ControlPlane:
             return False
 
     def _start_apiserver(self) -> None:
+        process, log = self._spawn_apiserver()
+        components.wait_until(self._ready, process, "kube-apiserver", log, 120)
+
+    def _spawn_apiserver(self) -> tuple[subprocess.Popen[bytes], Path]:
         log = self.root / "kube-apiserver.log"
         with open(log, "ab") as out:
             self._apiserver = subprocess.Popen(
@@ -142,7 +156,7 @@ class ControlPlane:
                  "--v=1"],
                 stdout=out, stderr=subprocess.STDOUT, preexec_fn=devtools.die_with_parent,
             )  # fmt: skip
-        components.wait_until(self._ready, self._apiserver, "kube-apiserver", log, 120)
+        return self._apiserver, log
 
     def _ready(self) -> bool:
         context = ssl.create_default_context(cafile=str(self.ca.cert_file))

@@ -503,7 +503,7 @@ async def test_the_watch_survives_an_api_server_restart(
     assert before == {f"{VULNS}/{ns}/web": ["allow"], f"{AUDITS}/{ns}/my-pod": ["warn"]}
 
     # In a thread: Tribunal's event loop runs on, and its watches see the API server go and come back.
-    await asyncio.to_thread(control_plane.restart_apiserver)
+    await control_plane.restart_apiserver_async()
 
     await put(api, many_vulnerabilities(ns, "catalog"))
     await put(api, single_critical(ns, "web"))
