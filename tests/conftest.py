@@ -128,6 +128,19 @@ def trivy_report(*vulnerabilities: dict[str, Any], artifact: str = "nginx:1.27")
     }
 
 
+# 342 bytes that expand to 9**9 strings once aliases are followed (the classic "billion laughs").
+BILLION_LAUGHS = b"""a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
 @pytest.fixture(autouse=True)
 async def _no_leaked_tasks() -> Any:
     """Fail any test that leaves asyncio tasks running (kopf's rule)."""

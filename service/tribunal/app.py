@@ -82,6 +82,7 @@ def build_store(settings: Settings) -> SqlStore:
         retention=retention,
         compress_level=settings.database_compress_level,
         thread_nice=settings.database_thread_nice,
+        redaction=settings.evidence_redaction,
     )
 
 
@@ -108,6 +109,7 @@ def webhook_config(settings: Settings) -> WebhookConfig:
         deadline_seconds=settings.webhook_deadline_seconds,
         dry_run=settings.dry_run,
         max_body_bytes=settings.max_request_bytes,
+        body_read_timeout_seconds=settings.body_read_timeout_seconds,
     )
 
 
@@ -205,7 +207,11 @@ def build_server(
         pool,
         deliver,
         # The ingest token is checked with every other door's credentials (build_authenticator).
-        IngestConfig(token=None, max_body_bytes=settings.max_document_bytes),
+        IngestConfig(
+            token=None,
+            max_body_bytes=settings.max_document_bytes,
+            body_read_timeout_seconds=settings.body_read_timeout_seconds,
+        ),
         registry,
     )
     consumers: list[Component] = []
@@ -290,6 +296,7 @@ def build_server(
         tls_reload_interval=settings.tls_reload_interval,
         client_max_size=max(settings.max_request_bytes, settings.max_document_bytes) + 1024,
         middlewares=[authenticator.middleware],
+        keepalive_timeout=settings.keepalive_timeout_seconds,
     )
 
 

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tribunal.model.redact import Redaction
 from tribunal.model.trivy import OPERATOR_REPORT_PLURALS
 
 EngineName = Literal["regorus", "regorus-interpreter", "regopy", "opa"]
@@ -177,6 +178,13 @@ class Settings(BaseSettings):
         "increment, 0-19; 0: the same). Writes are background work: below the event loop and the judge "
         "workers, their bursts no longer delay answers. Ignored for PostgreSQL.",
     )
+    evidence_redaction: Redaction = Field(
+        Redaction.SECRETS,
+        description="What is taken out of raw evidence before it is stored (policies judge it whole): "
+        "secrets (Secret values, env values with secret-like names, passwords and tokens in command "
+        "lines and Falco outputs, Trivy secret findings), all-env (also every env value) or none "
+        "(everything kept in clear, for labs); docs/security.md#evidence-at-rest.",
+    )
     retention_days: float | None = Field(
         None,
         gt=0,
@@ -202,6 +210,19 @@ class Settings(BaseSettings):
     exempt_users: NameList = Field([], description="Users admitted unjudged (e.g. system:serviceaccount:…).")
     exempt_groups: NameList = Field([], description="Groups admitted unjudged.")
     max_request_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Largest admission request body.")
+    keepalive_timeout_seconds: float = Field(
+        75.0,
+        gt=0,
+        description="Seconds a connection may stay idle (no request, or a request line or headers not "
+        "finished) before the server closes it; the API server reconnects as it needs.",
+    )
+    body_read_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a request body (/validate, /ingest/*) may take to arrive after its headers; "
+        "past it the request gets 408 and its connection is closed (a client sending a byte at a time "
+        "would otherwise hold a connection and a handler as long as it likes).",
+    )
     recorder_max_queue: int = Field(
         10_000,
         ge=1,

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, with_config
 from pydantic.alias_generators import to_camel, to_pascal
+from typing_extensions import TypedDict
 
 from tribunal.model.common import JSONObject, Severity
 
@@ -139,6 +140,16 @@ class ObjectMeta(BaseModel):
         return {} if value is None else value
 
 
+@with_config(ConfigDict(extra="allow"))
+class OperatorReportBody(TypedDict, total=False):
+    """An operator report's ``report``, kept a mapping (every field it holds stays, for the policies):
+    only the parts Tribunal reads itself are typed, so that one of the wrong JSON type (an ``artifact``
+    that is a string) is refused naming its field instead of failing in an accessor."""
+
+    artifact: JSONObject | None
+    registry: JSONObject | None
+
+
 class TrivyOperatorReport(BaseModel):
     """A Trivy Operator resource (``aquasecurity.github.io/*``): VulnerabilityReport, ConfigAuditReport,
     ExposedSecretReport, RbacAssessmentReport, SbomReport, ClusterComplianceReport and their cluster forms.
@@ -149,24 +160,28 @@ class TrivyOperatorReport(BaseModel):
     api_version: str = Field(pattern=rf"^{OPERATOR_API_GROUP}/")
     kind: str = Field(min_length=1, max_length=128)
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
-    report: JSONObject | None = None
+    report: OperatorReportBody | None = None
     spec: JSONObject | None = None
     status: JSONObject | None = None
 
+    def _part(self, key: str) -> dict[str, Any]:
+        value = (self.report or {}).get(key)
+        return value if isinstance(value, dict) else {}
+
     @property
     def image(self) -> str | None:
-        artifact = (self.report or {}).get("artifact") or {}
+        artifact = self._part("artifact")
         repository = artifact.get("repository")
         if not repository:
             return None
-        registry = ((self.report or {}).get("registry") or {}).get("server")
+        registry = self._part("registry").get("server")
         name = f"{registry}/{repository}" if registry else str(repository)
         tag = artifact.get("tag")
         return f"{name}:{tag}" if tag else name
 
     @property
     def image_digest(self) -> str | None:
-        digest = ((self.report or {}).get("artifact") or {}).get("digest")
+        digest = self._part("artifact").get("digest")
         return str(digest) if digest else None
 
     def label(self, suffix: str) -> str | None:
@@ -175,5 +190,5 @@ class TrivyOperatorReport(BaseModel):
 
     def items(self, key: str) -> list[dict[str, Any]]:
         """``report.<key>`` as a list of mappings (vulnerabilities, checks, secrets), empty when absent."""
-        value = (self.report or {}).get(key)
+        value: Any = (self.report or {}).get(key)
         return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []

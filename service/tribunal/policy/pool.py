@@ -81,8 +81,9 @@ class Judged(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A document that could not be judged: ``reason`` is ``evidence`` (unreadable or invalid: dead
-    letter), ``policy`` (the policies failed on it) or ``internal`` (a bug or a crashed worker)."""
+    """A document that could not be judged: ``reason`` is ``evidence`` (unreadable or invalid, or its
+    reading hit a bug: dead letter, 400), ``policy`` (the policies failed on it) or ``internal`` (a bug
+    past reading, or a crashed worker)."""
 
     source: str
     reason: RejectReason
@@ -140,7 +141,12 @@ def judge_items(
         except EvidenceError as exc:
             parsed.append(Rejected(source, "evidence", str(exc), exc.field, kind))
         except Exception as exc:
-            parsed.append(Rejected(source, "internal", f"{source}: {type(exc).__name__}: {exc}", None, kind))
+            # A bug, met on this document: reading it again would fail again, so it is refused as
+            # unreadable (400, dead letter), not as a passing failure (503) its sender retries for
+            # ever. Logged with the traceback, to be fixed.
+            log.exception("%s: reading the document failed", source)
+            error = f"{source}: could not be read: {type(exc).__name__}: {exc}"
+            parsed.append(Rejected(source, "evidence", error, None, kind))
     evidences = [p for p in parsed if not isinstance(p, Rejected)]
     if watch is not None:
         watch = _AtItem(watch, [i for i, p in enumerate(parsed) if not isinstance(p, Rejected)])

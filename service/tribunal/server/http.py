@@ -56,6 +56,7 @@ class Server:
         client_max_size: int = 64 * 1024 * 1024,
         shutdown_timeout: float = 10.0,
         middlewares: Iterable[Middleware] = (),
+        keepalive_timeout: float = 75.0,
     ) -> None:
         self.host = host
         self.port = port
@@ -66,6 +67,7 @@ class Server:
         self.background = list(background)
         self.readiness = list(readiness)
         self.shutdown_timeout = shutdown_timeout
+        self.keepalive_timeout = keepalive_timeout
         self.app = web.Application(client_max_size=client_max_size, middlewares=list(middlewares))
         self.app.add_routes(
             [
@@ -105,7 +107,12 @@ class Server:
                 )
             else:
                 self._tasks.append(asyncio.create_task(self.tls.watch(self.tls_reload_interval)))
-            self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=self.shutdown_timeout)
+            self._runner = web.AppRunner(
+                self.app,
+                access_log=None,
+                shutdown_timeout=self.shutdown_timeout,
+                keepalive_timeout=self.keepalive_timeout,
+            )
             await self._runner.setup()
             site = web.TCPSite(
                 self._runner, self.host, self.port, ssl_context=self.tls.context if self.tls else None

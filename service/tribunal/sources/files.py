@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
 from tribunal.model import Evidence, EvidenceError, EvidenceKind, parse_evidence
+from tribunal.model.yaml_evidence import load_yaml_documents
 
 EVIDENCE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".yaml", ".yml")
 
@@ -99,27 +99,12 @@ def _json_lines(source: str, data: bytes) -> Iterator[Document | EvidenceError]:
             yield _json(f"{source}:{number}", line)
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """Safe YAML without anchors and aliases: evidence never needs them, and they make 'billion
-    laughs' documents that expand exponentially once serialised."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases are not accepted in evidence", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
 def _yaml(source: str, data: bytes) -> Iterator[Document | EvidenceError]:
+    """YAML as JSON values only (no aliases, no other tags, string keys, bounded nesting)."""
     try:
-        documents = [doc for doc in yaml.load_all(data, Loader=_NoAliasLoader) if doc is not None]
-    except yaml.YAMLError as exc:
-        yield EvidenceError(source, f"not valid YAML: {exc}".replace("\n", " "))
-        return
-    except RecursionError:
-        yield EvidenceError(source, "nested too deeply")
+        documents = load_yaml_documents(data, source)
+    except EvidenceError as exc:
+        yield exc
         return
     if len(documents) == 1:
         yield Document(source, documents[0])

@@ -16,19 +16,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
-import yaml
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field
 
-from tribunal.model import EvidenceKind
+from tribunal.model import EvidenceError, EvidenceKind
+from tribunal.model.yaml_evidence import load_yaml_documents
 from tribunal.policy.pool import Judged, Outcome, RawItem, Rejected
-from tribunal.sources.body import read_limited
+from tribunal.sources.body import BodyError, answer_refusal, read_limited
 from tribunal.store import Record
 
 log = logging.getLogger(__name__)
 
 LARGE_DOCUMENT = 256 * 1024
+YAML_CONTENT_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 Deliver = Callable[[Sequence[Record]], Awaitable[None]]
 
 
@@ -43,6 +44,8 @@ class IngestConfig(BaseModel):
 
     token: str | None = None
     max_body_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    # The whole body must arrive within this many seconds of the headers (else 408, connection closed).
+    body_read_timeout_seconds: float = Field(10.0, gt=0)
 
 
 class HttpIngest:
@@ -83,11 +86,16 @@ class HttpIngest:
             return response
         source = f"POST /ingest/{kind.value} from {request.remote or '?'}"
         try:
-            body = await read_limited(request, self.config.max_body_bytes)
-            if request.content_type in ("application/yaml", "application/x-yaml", "text/yaml"):
-                body = await asyncio.to_thread(_yaml_to_json, body)
-        except ValueError as exc:
-            return _json(400, {"error": f"{source}: {exc}"})
+            body = await read_limited(
+                request, self.config.max_body_bytes, self.config.body_read_timeout_seconds
+            )
+        except BodyError as exc:
+            return await answer_refusal(request, _json(exc.status, {"error": f"{source}: {exc}"}), exc)
+        if request.content_type in YAML_CONTENT_TYPES:
+            try:
+                body = await asyncio.to_thread(_yaml_to_json, body, source)
+            except EvidenceError as exc:
+                return _json(400, {"error": str(exc)})
         [outcome] = await self.pool.judge_raw([(body, source, kind)])
         if isinstance(outcome, Rejected):
             return _rejected(outcome)
@@ -119,12 +127,16 @@ async def record_of(judged: Judged, raw: bytes) -> Record:
     return Record(evidence, verdict, raw)
 
 
-def _yaml_to_json(body: bytes) -> bytes:
+def _yaml_to_json(body: bytes, source: str) -> bytes:
+    """The one YAML document of ``body`` as JSON: evidence's YAML reader (no aliases, JSON's types
+    only, bounded nesting), so it is never larger than the YAML was by more than its punctuation."""
+    documents = load_yaml_documents(body, source)
+    if len(documents) != 1:
+        raise EvidenceError(source, f"expected one YAML document, got {len(documents) or 'none'}")
     try:
-        doc = yaml.safe_load(body)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"not valid YAML: {exc}") from None
-    return orjson.dumps(doc)
+        return orjson.dumps(documents[0])
+    except orjson.JSONEncodeError as exc:  # not expected: the reader returns JSON values only
+        raise EvidenceError(source, f"cannot be written as JSON: {exc}") from None
 
 
 def _rejected(outcome: Rejected) -> web.Response:

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from functools import partial
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 from aiohttp import web
@@ -36,13 +36,15 @@ from tribunal.model import (
 )
 from tribunal.model.labels import labels_of
 from tribunal.policy import EvaluationTimeout, Judged, Outcome, RawItem, Rejected
-from tribunal.sources.body import BodyError, read_limited
+from tribunal.sources.body import BodyError, answer_refusal, read_limited
 from tribunal.store import BackgroundRecorder, Record
 
 log = logging.getLogger(__name__)
 
 FailurePolicy = Literal["fail", "ignore"]
+T = TypeVar("T")
 MAX_WARNINGS = 50
+STOP_RECORD_SECONDS = 1.0  # how long a stop waits for cancelled actions to record their verdicts
 MAX_WARNING_CHARS = 512
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -165,6 +167,8 @@ class WebhookConfig(BaseModel):
     deadline_seconds: float = Field(3.0, gt=0, lt=30)
     dry_run: bool = False
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    # The whole body must arrive within this many seconds of the headers (else 408, connection closed).
+    body_read_timeout_seconds: float = Field(10.0, gt=0)
     # Verdicts are handed to the recorder together, at most this often (0: each at once). Off the
     # response path: it only delays when a verdict shows in the store, and larger batches cost the
     # store far less per verdict.
@@ -172,12 +176,14 @@ class WebhookConfig(BaseModel):
 
 
 class BadReview(Exception):
-    """The request body is not an AdmissionReview this webhook can answer."""
+    """The request body is not an AdmissionReview this webhook can answer. ``body_error``: the body
+    itself could not be read (its status and whether to close the connection)."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, body_error: BodyError | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.body_error = body_error
 
 
 class WebhookMetrics:
@@ -197,7 +203,13 @@ class WebhookMetrics:
         )
         self.invalid = Counter(
             "tribunal_admission_invalid_requests",
-            "Requests answered 400 (malformed, oversized, wrong kind).",
+            "Requests refused: 400 (malformed, oversized, wrong kind) or 408 (body too slow).",
+            registry=registry,
+        )
+        self.unrecorded = Counter(
+            "tribunal_admission_unrecorded",
+            "Reviews answered whose verdict was never handed to the recorder, by reason (each logged).",
+            ["reason"],
             registry=registry,
         )
         self.evaluation_errors = Counter(
@@ -258,7 +270,8 @@ class AdmissionWebhook:
         # Publishes the review as received (the Kafka audit copy), when Kafka is configured.
         self.audit: Callable[[bytes, str], Awaitable[None]] | None = None
         self._stop_grace = stop_grace_seconds
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._acting: set[asyncio.Task[Any]] = set()  # the pending tasks acting on a verdict
         self._unrecorded: list[Record] = []
         self._record_timer: asyncio.TimerHandle | None = None
 
@@ -266,13 +279,22 @@ class AdmissionWebhook:
         return None
 
     async def stop(self) -> None:
-        """Wait for the actions still running, then hand every verdict held back to the recorder."""
+        """Wait for the actions still running, then hand every verdict held back to the recorder. A
+        verdict whose actions are cut short by the stop is still recorded, with the outcomes it has."""
         if self._pending:
             _, late = await asyncio.wait(set(self._pending), timeout=self._stop_grace)
             for task in late:
                 task.cancel()
             if late:
                 log.warning("stopped with %d verdicts still being acted on", len(late))
+                # Cancelled, each records its verdict as it ends (see _acted).
+                _, stuck = await asyncio.wait(late, timeout=STOP_RECORD_SECONDS)
+                if unrecorded := len(stuck & self._acting):
+                    self.metrics.unrecorded.labels("stopped").inc(unrecorded)
+                    log.error(
+                        "stopped with %d answered reviews not recorded: their actions ignored the stop",
+                        unrecorded,
+                    )
         self._hand_over()
 
     def routes(self) -> list[web.RouteDef]:
@@ -281,10 +303,14 @@ class AdmissionWebhook:
     async def validate(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         try:
-            body = await read_body(request, self.config.max_body_bytes)
+            body = await read_body(request, self.config.max_body_bytes, self.config.body_read_timeout_seconds)
             doc = decode_review(body)
         except BadReview as exc:
-            return self._bad_request(exc.message, exc.field)
+            response = self._bad_request(exc.message, exc.field)
+            if exc.body_error is None:
+                return response
+            response.set_status(exc.body_error.status)
+            return await answer_refusal(request, response, exc.body_error)
         request_doc: dict[str, Any] = doc["request"]
         source = f"AdmissionReview {_uid_of(doc)}"
         exemption = self._exemption(request_doc)
@@ -404,39 +430,64 @@ class AdmissionWebhook:
         return _response(uid, False, status=status, annotations=annotations)
 
     def _after(self, judged: Judged, verdict: Verdict, body: bytes, doc: dict[str, Any]) -> None:
-        """Act and record off the response path."""
+        """Act and record off the response path. Every review answered here is recorded, or counted
+        in ``tribunal_admission_unrecorded_total`` with the reason and logged."""
         if self.audit is not None:
             self._track(self._publish_audit(body, judged.evidence_id))
-        self._track(self._act_then_record(judged, verdict, body, doc))
-
-    async def _act_then_record(
-        self, judged: Judged, verdict: Verdict, body: bytes, doc: dict[str, Any]
-    ) -> None:
-        # A worker sends back ids and the verdict only. The Evidence is not read again: the store
-        # needs the record's id, kind, source and time, the response rules the subject's labels.
-        outcomes: list[dict[str, Any]] = []
-        if self._act is not None:
-            labels = None if judged.evidence is not None else labels_of(EvidenceKind.ADMISSION, doc)
-            try:
-                outcomes = await self._act(judged.evidence, verdict, labels)
-            except Exception:  # the dispatcher reports action failures as outcomes; this is a bug
-                log.exception("acting on admission %s failed", judged.evidence_id)
-        if judged.evidence is not None:
-            self._record(Record(judged.evidence, verdict, raw=body, actions=tuple(outcomes)))
+        if self._act is None:
+            self._record_judged(judged, verdict, body, [])
             return
-        load_evidence = partial(judged.load_evidence, body)
-        self._record(
-            Record.deferred(
-                judged.evidence_id,
-                judged.kind,
-                judged.source,
-                judged.received_at,
-                load_evidence,
-                lambda: verdict,
-                raw=body,
-                actions=tuple(outcomes),
-            )
-        )
+        acting = self._track(self._act_on(judged, verdict, doc))
+        self._acting.add(acting)
+        acting.add_done_callback(self._acting.discard)
+        # Recorded when acting ends, however it ends (done, failed, cut short by a stop: the answer
+        # was given), from a done callback: one runs even for a task cancelled before it started.
+        acting.add_done_callback(partial(self._acted, judged, verdict, body))
+
+    def _acted(
+        self, judged: Judged, verdict: Verdict, body: bytes, acting: asyncio.Task[list[dict[str, Any]]]
+    ) -> None:
+        outcomes: list[dict[str, Any]] = []
+        if not acting.cancelled():
+            if (exc := acting.exception()) is None:
+                outcomes = acting.result()
+            else:
+                log.error("acting on admission %s failed", judged.evidence_id, exc_info=exc)
+        self._record_judged(judged, verdict, body, outcomes)
+
+    async def _act_on(self, judged: Judged, verdict: Verdict, doc: dict[str, Any]) -> list[dict[str, Any]]:
+        assert self._act is not None
+        try:
+            # A worker sends back ids and the verdict only. The Evidence is not read again: the
+            # response rules need the subject's labels, read from the review as it arrived.
+            labels = None if judged.evidence is not None else labels_of(EvidenceKind.ADMISSION, doc)
+            return await self._act(judged.evidence, verdict, labels)
+        except Exception:  # the dispatcher reports action failures as outcomes; this is a bug
+            log.exception("acting on admission %s failed", judged.evidence_id)
+            return []
+
+    def _record_judged(
+        self, judged: Judged, verdict: Verdict, body: bytes, outcomes: list[dict[str, Any]]
+    ) -> None:
+        # The store needs the record's id, kind, source and time; the Evidence is rebuilt from the
+        # body only when the store writes it.
+        try:
+            if judged.evidence is not None:
+                record = Record(judged.evidence, verdict, raw=body, actions=tuple(outcomes))
+            else:
+                record = Record.deferred(
+                    judged.evidence_id,
+                    judged.kind,
+                    judged.source,
+                    judged.received_at,
+                    partial(judged.load_evidence, body),
+                    lambda: verdict,
+                    raw=body,
+                    actions=tuple(outcomes),
+                )
+            self._record(record)
+        except Exception:
+            self._lost(judged.evidence_id, "error")
 
     async def _publish_audit(self, body: bytes, uid: str) -> None:
         assert self.audit is not None
@@ -462,12 +513,21 @@ class AdmissionWebhook:
         for record in records:
             # Never waits: a full queue (the store down for a while) drops, counts and logs, so
             # a store outage costs bounded memory and never an answer.
-            self.recorder.offer(record)
+            try:
+                self.recorder.offer(record)
+            except Exception:
+                self._lost(record.evidence_id, "error")
 
-    def _track(self, job: Coroutine[Any, Any, None]) -> None:
+    def _lost(self, evidence_id: str, reason: str) -> None:
+        """An answered review that will not be recorded: counted by ``reason`` and logged (a bug)."""
+        self.metrics.unrecorded.labels(reason).inc()
+        log.exception("admission %s was answered but not recorded (%s)", evidence_id, reason)
+
+    def _track(self, job: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = self._event_loop().create_task(job)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        return task
 
     def _bad_request(self, message: str, field: str | None) -> web.Response:
         self.metrics.invalid.inc()
@@ -477,14 +537,15 @@ class AdmissionWebhook:
         return web.Response(status=400, body=orjson.dumps(error), content_type="application/json")
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, refusing a non-JSON content type, an empty body and anything over ``limit``."""
+async def read_body(request: web.Request, limit: int, seconds: float | None = None) -> bytes:
+    """The request body, refusing a non-JSON content type, an empty body, anything over ``limit``, a
+    body that does not decode, and one that takes longer than ``seconds`` to arrive."""
     if request.content_type not in ("application/json", ""):
         raise BadReview(f"content type must be application/json, not {request.content_type}")
     try:
-        return await read_limited(request, limit)
+        return await read_limited(request, limit, seconds)
     except BodyError as exc:
-        raise BadReview(f"{exc}: expected an AdmissionReview") from None
+        raise BadReview(f"{exc}: expected an AdmissionReview", body_error=exc) from None
 
 
 def decode_review(body: bytes) -> Any:

@@ -28,6 +28,7 @@ from tribunal.model import (
     Verdict,
     parse_evidence,
 )
+from tribunal.model.redact import Redaction
 from tribunal.store import schema
 from tribunal.store.errors import StoreError
 from tribunal.store.migrations import migrate
@@ -140,7 +141,9 @@ class SqlStore:
     ``retention`` prunes raw evidence bodies older than it (rows, verdicts and findings are kept),
     at start and then at most every ``prune_interval`` while recording. Raw bodies are stored
     zstd-compressed at ``compress_level`` (1-19; any level, and the zlib of earlier versions, reads
-    back the same). On SQLite, ``thread_nice`` lowers the priority of the connections' threads."""
+    back the same). Raw bodies are redacted before they are written, as ``redaction`` says
+    (``tribunal.model.redact``: secret values replaced by a marker; ``none`` keeps them whole). On
+    SQLite, ``thread_nice`` lowers the priority of the connections' threads."""
 
     def __init__(
         self,
@@ -150,8 +153,10 @@ class SqlStore:
         prune_interval: timedelta = timedelta(hours=1),
         compress_level: int = DEFAULT_LEVEL,
         thread_nice: int = 0,
+        redaction: Redaction | str = Redaction.SECRETS,
     ) -> None:
         self.url = url
+        self.redaction = Redaction(redaction)
         self.thread_nice = thread_nice
         self.retention = retention
         self.prune_interval = prune_interval
@@ -183,7 +188,7 @@ class SqlStore:
         if self._engine is not None:
             raise StoreError("the store is already started")
         self._engine = create_store_engine(self.url, self.thread_nice)
-        self._writer = RecordWriter(self._engine.dialect.name, self._codec)
+        self._writer = RecordWriter(self._engine.dialect.name, self._codec, self.redaction)
         try:
             applied = await migrate(self._engine)
         except Exception:

@@ -7,7 +7,13 @@ close; 0.46 ms of CPU) where aiosqlite takes one (0.08 ms), and a batch has abou
 Values are stored exactly as the column types in ``schema.py`` store them, so reads, reports,
 migrations and databases written before keep working: on SQLite times are naive UTC text
 'YYYY-MM-DD HH:MM:SS.ffffff' and days 'YYYY-MM-DD'; on PostgreSQL aware UTC datetimes and dates,
-which asyncpg encodes itself."""
+which asyncpg encodes itself.
+
+Raw evidence is redacted here, on its one way into the store (``tribunal.model.redact``: secret values
+replaced by a marker, as ``TRIBUNAL_EVIDENCE_REDACTION`` says), after the policies judged it whole.
+When something was taken out of a record's evidence, its verdict's violations and its findings'
+messages go through the same rules: they quote the evidence (a Falco alert's command line, a Trivy
+secret finding's match). Evidence with nothing to take out costs no more than a look at its bytes."""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tribunal.model import Violation
+from tribunal.model.redact import Redaction, redact, redact_text, redact_violations
 from tribunal.store.queries import FindingStatus
 from tribunal.store.raw import RawCodec
 from tribunal.store.recorder import Record
@@ -34,6 +41,9 @@ CHUNK = 500  # rows per multi-row statement or IN (...) list: far below either d
 # the webhook: a batch of 25 admission verdicts built in one go held the loop up to 4-7 ms, which
 # was the webhook's p99 at 500 reviews/s (docs/benchmarks.md).
 PACE = 8
+# Raw bodies larger than this are redacted in a thread, off the event loop (parsing and serialising
+# again an 850 KB Trivy report with secret findings took 4 ms).
+LARGE_BODY = 256 * 1024
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -182,6 +192,8 @@ class _Item:
     key: str  # the verdict's subject: key, namespace ('' when none) and JSON
     namespace: str
     subject: str
+    raw: bytes | None = None  # the raw body as stored (redacted), when made ahead of its row
+    redacted: bool = False  # whether redaction took something out of the raw body
 
 
 @dataclass(slots=True)
@@ -238,11 +250,12 @@ class _Finding:
 
 class RecordWriter:
     """Writes batches of records on one dialect ("sqlite" or "postgresql") inside the caller's write
-    transaction. Raw bodies are compressed by ``codec`` (zstd)."""
+    transaction. Raw bodies are redacted as ``redaction`` says, then compressed by ``codec`` (zstd)."""
 
-    def __init__(self, dialect: str, codec: RawCodec) -> None:
+    def __init__(self, dialect: str, codec: RawCodec, redaction: Redaction | str = Redaction.SECRETS) -> None:
         self.postgresql = dialect == "postgresql"
         self.codec = codec
+        self.redaction = Redaction(redaction)
         self._time: Callable[[datetime], Any] = aware if self.postgresql else sqlite_time
         self._day: Callable[[date], Any] = _identity if self.postgresql else date.isoformat
         self._verdicts_sql = self._insert_sql("verdicts", VERDICT_COLUMNS)
@@ -283,6 +296,12 @@ class RecordWriter:
         rollups follow."""
         run = await self._statements(conn)
         items = await _paced(records, lambda r: (self._item(r),))
+        if self.redaction is not Redaction.NONE:
+            for item in items:
+                raw = item.record.raw
+                if raw is not None and len(raw) > LARGE_BODY:
+                    item.raw = await asyncio.to_thread(redact, item.record.kind, raw, self.redaction)
+                    item.redacted = item.raw is not raw
         new_ids: set[str] = set()
         for i in range(0, len(items), CHUNK):
             chunk = items[i : i + CHUNK]
@@ -326,7 +345,11 @@ class RecordWriter:
 
     def _evidence_row(self, item: _Item) -> tuple[Any, ...]:
         r = item.record
-        raw = r.raw if r.raw is not None else orjson.dumps(r.evidence.event())
+        raw = item.raw
+        if raw is None:
+            whole = r.raw if r.raw is not None else orjson.dumps(r.evidence.event())
+            raw = redact(r.kind, whole, self.redaction)
+            item.redacted = raw is not whole
         s = r.subject
         if s is r.verdict.subject:  # as the judge makes them
             key, namespace, subject = item.key, item.namespace, item.subject
@@ -339,10 +362,13 @@ class RecordWriter:
 
     def _verdict_row(self, item: _Item) -> tuple[Any, ...]:
         v = item.record.verdict
+        violations = VIOLATIONS_JSON.dump_json(v.violations)
+        if item.redacted:  # set by _evidence_row, which ran first
+            violations = redact_violations(v.kind, violations, self.redaction)
         return (
             item.id, v.kind.value, item.key, item.namespace, v.decision.value,
             v.policy_revision, v.engine, item.stored_at, self._time(v.evaluated_at), v.latency_ms,
-            VIOLATIONS_JSON.dump_json(v.violations).decode(),
+            violations.decode(),
         )  # fmt: skip
 
     def action_rows(self, evidence_id: str, outcomes: Sequence[dict[str, Any]]) -> Iterable[tuple[Any, ...]]:
@@ -393,6 +419,8 @@ class RecordWriter:
                         "", None, t,
                     )  # fmt: skip
                     f.see(items, t, eid)
+                    if item.redacted:
+                        f.msg = redact_text(f.msg)
                 else:
                     f.first_seen, f.first_evidence_id = t, eid
                     f.count += 1

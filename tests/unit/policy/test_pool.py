@@ -164,3 +164,20 @@ async def test_without_a_cpu_limit_a_long_evaluation_finishes(
         (outcome,) = await pool.judge_raw(item)
         assert pool.restarts == 0 and pool.over_limit == 0
     assert isinstance(outcome, Judged) and outcome.decision is Decision.ALLOW
+
+
+async def test_a_document_whose_reading_crashes_is_rejected_as_unreadable_not_as_transient(
+    runtime: PolicyRuntime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reading a document is deterministic: a bug that makes it raise (logged with its traceback)
+    must not answer 503 / internal, which producers retry for ever."""
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise AttributeError("'str' object has no attribute 'get'")
+
+    monkeypatch.setattr("tribunal.policy.pool.parse_evidence", crash)
+    async with JudgePool(runtime, 0) as pool:
+        [outcome] = await pool.judge_raw([(orjson.dumps(falco_alert()), "t[0]@9", EvidenceKind.FALCO)])
+    assert isinstance(outcome, Rejected) and outcome.reason == "evidence"
+    assert outcome.error.startswith("t[0]@9: could not be read: AttributeError")
+    assert "t[0]@9" in caplog.text and "Traceback" in caplog.text

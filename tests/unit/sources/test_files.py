@@ -53,6 +53,23 @@ def test_yaml_aliases_are_refused(tmp_path: Path) -> None:
     assert "aliases are not accepted" in error.message
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("data: !!binary aGVsbG8=\n", "!!binary"),
+        ("1: one\n", "mapping keys must be strings"),
+        ("[" * 5000 + "]" * 5000, "nested deeper than 100 levels"),
+    ],
+)
+def test_yaml_json_cannot_carry_is_refused_with_its_line(tmp_path: Path, text: str, problem: str) -> None:
+    """Files and stdin are read by evidence's one YAML reader (tribunal.model.yaml_evidence)."""
+    path = tmp_path / "odd.yaml"
+    path.write_text(text)
+    [error] = _read(path)
+    assert isinstance(error, EvidenceError) and error.source == str(path)
+    assert problem in error.message and "line 1" in error.message
+
+
 def test_truncated_json_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "cut.json"
     path.write_text(json.dumps(review(pod()))[:120])
