@@ -163,6 +163,16 @@ def build_server(
     the read API, health, readiness and metrics; with ``kafka_bootstrap_servers``, the consumers too.
     Verdicts are recorded in the store of ``settings.database_url`` (or ``recorder``, for tests), then
     acted on by the response rules."""
+    tls = None  # checked first: a server that could not serve must not start anything
+    if settings.tls_cert_file and settings.tls_key_file:
+        tls = CertificateReloader(settings.tls_cert_file, settings.tls_key_file)
+    elif settings.tls_cert_file or settings.tls_key_file:
+        raise ValueError("set both TRIBUNAL_TLS_CERT_FILE and TRIBUNAL_TLS_KEY_FILE, or neither")
+    elif not settings.plain_http:
+        raise ValueError(
+            "no TLS certificate: set TRIBUNAL_TLS_CERT_FILE and TRIBUNAL_TLS_KEY_FILE (`tribunal dev` makes "
+            "a self-signed pair); TRIBUNAL_PLAIN_HTTP=true serves plain HTTP, for a TLS-terminating proxy"
+        )
     registry = registry or CollectorRegistry()
     # The block-image state file must exist before the policies load: it is their data.
     blocklist = ImageBlocklist(settings.actions.state_dir)
@@ -256,11 +266,6 @@ def build_server(
             await asyncio.sleep(settings.policy_reload_interval)
             await asyncio.to_thread(runtime.reload)
 
-    tls = None
-    if settings.tls_cert_file and settings.tls_key_file:
-        tls = CertificateReloader(settings.tls_cert_file, settings.tls_key_file)
-    elif settings.tls_cert_file or settings.tls_key_file:
-        raise ValueError("set both TRIBUNAL_TLS_CERT_FILE and TRIBUNAL_TLS_KEY_FILE, or neither")
     return Server(
         host=settings.host,
         port=settings.port,

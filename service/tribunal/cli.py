@@ -174,8 +174,14 @@ def _parser() -> argparse.ArgumentParser:
 def _server_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--host", help="listen address [TRIBUNAL_HOST or 0.0.0.0]")
     command.add_argument("--port", type=int, help="listen port [TRIBUNAL_PORT or 8443]")
-    command.add_argument("--tls-cert-file", type=Path, help="PEM certificate [unset: plain HTTP]")
+    command.add_argument("--tls-cert-file", type=Path, help="PEM certificate (required unless --plain-http)")
     command.add_argument("--tls-key-file", type=Path, help="PEM key of --tls-cert-file")
+    command.add_argument(
+        "--plain-http",
+        action="store_true",
+        default=None,
+        help="serve plain HTTP without a certificate (behind a TLS-terminating proxy only)",
+    )
     command.add_argument("--policies", type=Path, help="policy directory [policies]")
     command.add_argument("--rules", type=Path, help="rules directory [rules]")
     command.add_argument("--engine", choices=engine_names(), help="Rego backend [regorus]")
@@ -193,6 +199,7 @@ def _server_settings(args: argparse.Namespace, **extra: Any) -> Settings:
         port=args.port,
         tls_cert_file=args.tls_cert_file,
         tls_key_file=args.tls_key_file,
+        plain_http=args.plain_http,
         policy_dir=args.policies,
         rules_dir=args.rules,
         engine=args.engine,
@@ -207,7 +214,12 @@ def _serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = _server_settings(args)
-    asyncio.run(serve(build_server(settings), shutdown_delay=settings.shutdown_delay_seconds))
+    try:
+        server = build_server(settings)
+    except ValueError as exc:
+        print(f"tribunal serve: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    asyncio.run(serve(server, shutdown_delay=settings.shutdown_delay_seconds))
     return EXIT_OK
 
 

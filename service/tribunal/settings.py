@@ -14,6 +14,9 @@ from tribunal.model.redact import Redaction
 from tribunal.model.trivy import OPERATOR_REPORT_PLURALS
 
 EngineName = Literal["regorus", "regorus-interpreter", "regopy", "opa"]
+ClusterAction = Literal["annotate", "label", "event", "quarantine", "terminate"]
+# A list setting: comma-separated in the environment (TRIBUNAL_EXEMPT_USERS=a,b), a list in YAML.
+NameList = Annotated[list[str], NoDecode]
 
 
 class ActionSettings(BaseModel):
@@ -52,6 +55,30 @@ class ActionSettings(BaseModel):
         5, ge=0, description="Quarantines and terminations allowed per namespace per minute (0: none)."
     )
     field_manager: str = Field("tribunal", description="fieldManager of Tribunal's writes to the cluster.")
+    cluster_actions: Annotated[list[ClusterAction], NoDecode] = Field(
+        ["annotate", "label", "event", "quarantine", "terminate"],
+        description="The cluster actions this installation may run (comma-separated); a rule's other "
+        "cluster actions are skipped with the reason. The chart sets it from its `actions` values and "
+        "grants RBAC for exactly these.",
+    )
+    owners: bool = Field(
+        True,
+        description="annotate and label may follow ownerReferences and patch the owning workloads "
+        "(patch on Deployments lets the holder change their pod templates; the chart leaves it off).",
+    )
+    namespaces: NameList = Field(
+        [],
+        description="Namespaces the cluster actions may act in (comma-separated); empty: every namespace "
+        "(the chart's rbac.scope=namespaces sets them with a Role in each).",
+    )
+
+    @field_validator("cluster_actions", "namespaces", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
     cluster: bool = Field(
         True,
         description="Run the cluster actions (annotate, label, event, quarantine, terminate); false: they "
@@ -77,7 +104,7 @@ class AuthSettings(BaseModel):
         "may use the path and verb (SubjectAccessReview on the non-resource URL), as kube-rbac-proxy; the "
         "cluster connection is actions.kube_api_url / kubeconfig / in-cluster.",
     )
-    audiences: list[str] = Field(
+    audiences: NameList = Field(
         [],
         description="Audiences the tokens must be meant for (TokenReview, comma-separated); "
         "empty: the API server's.",
@@ -98,10 +125,6 @@ class AuthSettings(BaseModel):
         return value
 
 
-# A list setting: comma-separated in the environment (TRIBUNAL_EXEMPT_USERS=a,b), a list in YAML.
-NameList = Annotated[list[str], NoDecode]
-
-
 class Settings(BaseSettings):
     """Every setting has a default that runs on one machine with no other service."""
 
@@ -109,7 +132,14 @@ class Settings(BaseSettings):
 
     host: str = Field("0.0.0.0", description="Address the server listens on.")
     port: int = Field(8443, ge=0, le=65535, description="Port of the webhook, ingest and read API.")
-    tls_cert_file: Path | None = Field(None, description="PEM certificate; unset serves plain HTTP.")
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate; `serve` refuses to start without one unless plain_http."
+    )
+    plain_http: bool = Field(
+        False,
+        description="Serve plain HTTP when no certificate is set: only behind a TLS-terminating proxy or "
+        "for local tests (the API server calls webhooks over HTTPS only).",
+    )
     tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
     policy_dir: Path = Field(Path("policies"), description="Rego policies and their data files.")
     rules_dir: Path = Field(Path("rules"), description="enforcement.yaml, response/, frameworks/.")

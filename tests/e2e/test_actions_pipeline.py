@@ -144,6 +144,7 @@ async def serve(
                 "actions": {"state_dir": tmp_path / "state", "kubeconfig": chart_identity.kubeconfig},
                 "judge_workers": 0,
                 "auth": {"anonymous": True},  # who may read /verdicts is tests/e2e/test_auth.py's
+                "plain_http": True,  # TLS is tests/e2e/test_admission.py's
                 **overrides,
             }
         )

@@ -242,6 +242,7 @@ async def start_tribunal(
                 "actions": {"state_dir": tmp_path / "state", "kubeconfig": chart_kubeconfig},
                 "judge_workers": 0,
                 "trivy_operator_watch": WATCHED,
+                "plain_http": True,  # only the watch is under test here
             }
         )
         server = build_server(settings)

@@ -198,6 +198,8 @@ async def start_server(tls_pair: tuple[Path, Path], tmp_path: Path) -> AsyncIter
         if tls:
             values.setdefault("tls_cert_file", tls_pair[0])
             values.setdefault("tls_key_file", tls_pair[1])
+        else:
+            values.setdefault("plain_http", True)
         recorder = MemoryRecorder()
         server = build_server(Settings.model_validate(values), recorder=None if store else recorder)
         await server.start()

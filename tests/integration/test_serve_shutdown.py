@@ -121,3 +121,43 @@ async def test_sigint_stops_at_once(
     text = log.read_text()
     assert process.returncode == 0, text
     assert "SIGTERM" not in text and "stopping: finishing in-flight requests" in text
+
+
+async def test_serve_without_a_certificate_refuses_to_start_unless_plain_http_is_asked_for(
+    tmp_path: Path,
+) -> None:
+    """TLS is on by default: `tribunal serve` with no certificate names what to set and exits 1 without
+    listening; --plain-http serves plain HTTP (a TLS-terminating proxy in front)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIBUNAL_")}
+    env["TRIBUNAL_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'tribunal.db'}"
+    port = free_port()
+    args = [sys.executable, "-m", "tribunal.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--policies", str(POLICY_DIR), "--rules", str(RULES_DIR)]  # fmt: skip
+    refused = await asyncio.create_subprocess_exec(
+        *args, cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(60):
+        _, stderr = await refused.communicate()
+    assert refused.returncode == 1
+    assert "no TLS certificate" in stderr.decode() and "TRIBUNAL_PLAIN_HTTP" in stderr.decode()
+    assert "Traceback" not in stderr.decode()
+    plain = await asyncio.create_subprocess_exec(
+        *args,
+        "--plain-http",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as session, asyncio.timeout(60):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+    finally:
+        plain.send_signal(signal.SIGINT)
+        async with asyncio.timeout(30):
+            await plain.wait()

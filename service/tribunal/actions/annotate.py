@@ -75,6 +75,7 @@ class _MetadataPatch:
 
     def __init__(self, deps: TargetDeps) -> None:
         self._kube = deps.kube
+        self._owners_allowed = deps.settings.owners
 
     async def start(self) -> None:
         return None
@@ -86,7 +87,8 @@ class _MetadataPatch:
         raise NotImplementedError
 
     def _owners_wanted(self, request: ActionRequest) -> bool:
-        return bool(getattr(request.params, "owners", True))
+        """The rule's ``owners`` param, unless the installation may not patch workloads (actions.owners)."""
+        return self._owners_allowed and bool(getattr(request.params, "owners", True))
 
     def plan(self, request: ActionRequest) -> dict[str, Any]:
         namespace, pod = pod_of(request.verdict.subject.namespace, request.verdict.subject.pod)

@@ -219,6 +219,8 @@ class Dispatcher:
             return self._outcome(
                 bound, request.rule, "exempt", reason=f"namespace {namespace} is exempt", policies=policies
             )
+        if spec.touches_cluster and (refusal := self._not_granted(spec.action, namespace)) is not None:
+            return self._outcome(bound, request.rule, "skipped", reason=refusal, policies=policies)
         if dry_run:
             try:
                 plan = target.plan(request)
@@ -232,6 +234,19 @@ class Dispatcher:
             reason = f"blast radius: {limit} destructive actions per minute in {namespace}"
             return self._outcome(bound, request.rule, "rate_limited", reason=reason, policies=policies)
         return await self._run(bound, target, request)
+
+    def _not_granted(self, action: str, namespace: str | None) -> str | None:
+        """Why this installation may not run ``action`` in ``namespace`` (its RBAC follows the same
+        settings), or None."""
+        if action not in self.settings.cluster_actions:
+            return (
+                f"the {action} action is not enabled in this installation "
+                "(TRIBUNAL_ACTIONS__CLUSTER_ACTIONS; the chart's actions values)"
+            )
+        allowed = self.settings.namespaces
+        if allowed and namespace not in allowed:
+            return f"namespace {namespace} is outside those this installation acts in ({', '.join(allowed)})"
+        return None
 
     async def _run(self, bound: BoundAction, target: ActionTarget, request: ActionRequest) -> Outcome:
         spec = bound.spec

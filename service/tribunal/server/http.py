@@ -102,8 +102,8 @@ class Server:
             self._tasks = [asyncio.create_task(job()) for job in self.background]
             if self.tls is None:
                 log.warning(
-                    "serving plain HTTP: the API server only calls webhooks over HTTPS; set "
-                    "TRIBUNAL_TLS_CERT_FILE and TRIBUNAL_TLS_KEY_FILE (or run `tribunal dev`)"
+                    "serving plain HTTP (TRIBUNAL_PLAIN_HTTP): the API server only calls webhooks "
+                    "over HTTPS; set TRIBUNAL_TLS_CERT_FILE and TRIBUNAL_TLS_KEY_FILE (or run `tribunal dev`)"
                 )
             else:
                 self._tasks.append(asyncio.create_task(self.tls.watch(self.tls_reload_interval)))
