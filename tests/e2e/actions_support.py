@@ -1,14 +1,19 @@
 """Helpers and fixtures of the cluster-action e2e tests: the chart's ServiceAccount and RBAC objects as
-Helm renders them, a TokenRequest token for a ServiceAccount and a kubeconfig that uses it, workloads
-created as their controllers would create them (nothing runs controllers here), and dispatchers built
-the way ``tribunal serve`` builds them, acting through such a kubeconfig.
+Helm renders them for given values (installed as ``helm upgrade`` would leave them), the settings its
+Deployment gives Tribunal for the same values, a TokenRequest token for a ServiceAccount and a
+kubeconfig that uses it, workloads created as their controllers would create them (nothing runs
+controllers here), and dispatchers built the way ``tribunal serve`` builds them, acting through such a
+kubeconfig with those settings.
 
-Fixtures are imported by the test modules that use them (``from tests.e2e.actions_support import ...``)."""
+Fixtures are imported by the test modules that use them (``from tests.e2e.actions_support import ...``).
+The chart values are the ``chart_values`` fixture (the chart's defaults): a test gives others with
+``@with_values(...)``, a module by defining its own ``chart_values`` fixture."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +32,25 @@ from tribunal.settings import Settings
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 # A ServiceAccount that no binding names: what any authenticated ServiceAccount may do anyway.
 UNBOUND_ACCOUNT = "tribunal-e2e-unbound"
+# The labels the chart puts on every object of the release (tribunal.labels).
+RELEASE_SELECTOR = "app.kubernetes.io/name=tribunal,app.kubernetes.io/instance=tribunal"
+ACTIONS_ROLE = "tribunal-actions"  # the ClusterRole of the cluster actions, and its bindings
+
+# The chart's `actions` values: the cluster actions, and owners (annotate/label of owning workloads).
+CLUSTER_ACTIONS = ("annotate", "label", "event", "quarantine", "terminate")
+OWNERS_ON: dict[str, Any] = {"actions": {"owners": True}}
+TERMINATE_ON: dict[str, Any] = {"actions": {"terminate": True}}
+ALL_ON: dict[str, Any] = {"actions": {**dict.fromkeys(CLUSTER_ACTIONS, True), "owners": True}}
+ALL_OFF: dict[str, Any] = {"actions": {**dict.fromkeys(CLUSTER_ACTIONS, False), "owners": False}}
 
 # (API group, resource[/subresource], verb)
 Right = tuple[str, str, str]
+
+
+def with_values(values: dict[str, Any], name: str) -> pytest.MarkDecorator:
+    """Run the test with the chart installed with ``values`` and Tribunal given the settings its
+    Deployment would get from them (``chart_identity``, ``chart_dispatcher``)."""
+    return pytest.mark.parametrize("chart_values", [values], ids=[name])
 
 
 @dataclass(frozen=True)
@@ -49,14 +70,87 @@ def chart_rbac_objects(values: dict[str, Any] | None = None) -> list[dict[str, A
     return [obj for obj in render_chart(values) if obj["kind"] in RBAC_KINDS]
 
 
+def deployment_env(values: dict[str, Any] | None = None) -> dict[str, str]:
+    """The literal environment variables of the chart's Tribunal container, as Helm renders them."""
+    (deployment,) = [o for o in render_chart(values) if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def deployment_settings(values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the chart's Deployment tells Tribunal it may do in the cluster with these values:
+    ``actions.cluster_actions``, ``owners`` and ``namespaces`` as ``Settings`` reads them from the
+    rendered TRIBUNAL_ACTIONS__* variables (nothing else in the environment)."""
+    env = {k: v for k, v in deployment_env(values).items() if k.startswith("TRIBUNAL_ACTIONS__")}
+    assert {"TRIBUNAL_ACTIONS__CLUSTER_ACTIONS", "TRIBUNAL_ACTIONS__OWNERS"} <= set(env), env
+    with pytest.MonkeyPatch.context() as patch:
+        for name in os.environ:
+            if name.startswith("TRIBUNAL_"):
+                patch.delenv(name)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        actions = Settings().actions
+    return {
+        "cluster_actions": list(actions.cluster_actions),
+        "owners": actions.owners,
+        "namespaces": list(actions.namespaces),
+    }
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
+    return obj["kind"], obj["metadata"].get("namespace") or "", obj["metadata"]["name"]
+
+
+async def release_rbac_objects(api: client.ApiClient) -> list[dict[str, Any]]:
+    """The chart release's roles and bindings now in the cluster (by the chart's labels)."""
+    rbac = client.RbacAuthorizationV1Api(api)
+    found: list[dict[str, Any]] = []
+    for kind, list_them in (
+        ("ClusterRole", rbac.list_cluster_role),
+        ("ClusterRoleBinding", rbac.list_cluster_role_binding),
+        ("Role", rbac.list_role_for_all_namespaces),
+        ("RoleBinding", rbac.list_role_binding_for_all_namespaces),
+    ):
+        listed = await list_them(label_selector=RELEASE_SELECTOR)
+        found += [{**api.sanitize_for_serialization(item), "kind": kind} for item in listed.items]
+    return found
+
+
+async def delete_rbac_object(api: client.ApiClient, obj: dict[str, Any]) -> None:
+    rbac = client.RbacAuthorizationV1Api(api)
+    kind, namespace, name = _key(obj)
+    try:
+        if kind == "ClusterRole":
+            await rbac.delete_cluster_role(name)
+        elif kind == "ClusterRoleBinding":
+            await rbac.delete_cluster_role_binding(name)
+        elif kind == "Role":
+            await rbac.delete_namespaced_role(name, namespace)
+        else:
+            await rbac.delete_namespaced_role_binding(name, namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
 async def install_chart_rbac(
     api: client.ApiClient, values: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
-    """Apply the chart's RBAC objects (idempotent: server-side apply); the objects applied."""
+    """The chart's RBAC objects for ``values`` as ``helm upgrade --install`` leaves them: the rendered
+    ones applied (server-side apply, idempotent), and the release's roles and bindings that these
+    values do not render deleted (an earlier test may have installed other values: the ClusterRoles
+    and their bindings outlive it). Namespaces a rendered RoleBinding is in are created if missing.
+    Returns the objects applied."""
     await ensure_namespace(api, RELEASE_NAMESPACE)
     objects = chart_rbac_objects(values)
     for obj in objects:
+        if obj["metadata"].get("namespace"):
+            await ensure_namespace(api, obj["metadata"]["namespace"])
         await apply(api, obj)
+    rendered = {_key(o) for o in objects}
+    for stale in await release_rbac_objects(api):
+        if _key(stale) not in rendered:
+            await delete_rbac_object(api, stale)
     return objects
 
 
@@ -78,22 +172,28 @@ async def service_account_identity(
 
 
 async def service_account_rights(
-    api: client.ApiClient, objects: list[dict[str, Any]], namespace: str, name: str
+    api: client.ApiClient, objects: list[dict[str, Any]], namespace: str, name: str, where: str
 ) -> set[Right]:
-    """The resource rights the rendered ClusterRoleBindings give ServiceAccount ``namespace/name``: the
-    rules of the rendered ClusterRoles they name, or of the API server's own (``system:auth-delegator``)."""
-    rendered = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ClusterRole"}
+    """The resource rights in namespace ``where`` that the rendered bindings give ServiceAccount
+    ``namespace/name``: the rules of the roles its ClusterRoleBindings, and its RoleBindings in
+    ``where``, name (rendered ones, or the API server's own such as ``system:auth-delegator``)."""
+    rendered = {(o["kind"], o["metadata"]["name"]): o for o in objects if o["kind"] == "ClusterRole"}
     subject = {"kind": "ServiceAccount", "name": name, "namespace": namespace}
     rights: set[Right] = set()
-    for binding in (o for o in objects if o["kind"] == "ClusterRoleBinding"):
+    for binding in objects:
+        if binding["kind"] == "RoleBinding" and binding["metadata"]["namespace"] != where:
+            continue
+        if binding["kind"] not in ("ClusterRoleBinding", "RoleBinding"):
+            continue
         if subject not in binding.get("subjects") or []:
             continue
-        role_name = binding["roleRef"]["name"]
-        if role_name in rendered:
-            role = rendered[role_name]
+        ref = binding["roleRef"]
+        if (ref["kind"], ref["name"]) in rendered:
+            role = rendered[(ref["kind"], ref["name"])]
         else:
+            assert ref["kind"] == "ClusterRole", ref  # the chart renders no Role
             role = api.sanitize_for_serialization(
-                await client.RbacAuthorizationV1Api(api).read_cluster_role(role_name)
+                await client.RbacAuthorizationV1Api(api).read_cluster_role(ref["name"])
             )
         rights |= flatten(role.get("rules") or [])
     return rights
@@ -144,31 +244,62 @@ async def unbound_identity(api: client.ApiClient, control_plane: ControlPlane, t
 
 
 @pytest.fixture
-async def chart_identity(
-    api: client.ApiClient, control_plane: ControlPlane, unbound_identity: Identity, tmp_path: Path
-) -> Identity:
-    """The chart's ServiceAccount, ClusterRoles and bindings as Helm renders them with the default values
-    (every cluster action; the server's Kubernetes authentication on), installed, and a kubeconfig with
-    a token of that ServiceAccount.
+def chart_values() -> dict[str, Any]:
+    """The chart values ``chart_identity`` installs and ``chart_dispatcher`` takes its settings from:
+    the chart's defaults. Override with ``@with_values(...)`` or a module's own fixture."""
+    return {}
 
-    The ClusterRole is cluster-wide and stays for the session; another test may have applied it with
-    other values. RBAC's authorizer learns of changes through informers, so this waits until the
-    ServiceAccount's rules, as the authorizer resolves them, are the rendered ones (plus what every
-    ServiceAccount may do): a bounded number of tries, nothing asserted about time."""
-    objects = await install_chart_rbac(api)
-    (account,) = [o for o in objects if o["kind"] == "ServiceAccount"]
-    identity = await service_account_identity(
-        api, control_plane, RELEASE_NAMESPACE, account["metadata"]["name"], tmp_path / "chart.kubeconfig"
-    )
-    expected = await service_account_rights(api, objects, RELEASE_NAMESPACE, account["metadata"]["name"])
-    expected |= await rules_review(unbound_identity)
-    current: set[Right] = set()
-    for _ in range(400):
-        current = await rules_review(identity)
-        if current == expected:
-            return identity
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"the authorizer never settled on the chart's rules: {sorted(current ^ expected)}")
+
+@pytest.fixture
+async def chart_identity(
+    api: client.ApiClient,
+    control_plane: ControlPlane,
+    unbound_identity: Identity,
+    chart_values: dict[str, Any],
+    tmp_path: Path,
+) -> AsyncIterator[Identity]:
+    """The chart's ServiceAccount, ClusterRoles and bindings as Helm renders them with
+    ``chart_values`` (the server's Kubernetes authentication on by default), installed as ``helm
+    upgrade`` would leave them, and a kubeconfig with a token of that ServiceAccount.
+
+    Roles and bindings are cluster-wide and outlive the test; another test may have installed other
+    values, and this one's are put back to the defaults' after it (with RoleBindings' namespaces that
+    were made for them deleted). RBAC's authorizer learns of changes through informers, so this waits
+    until the ServiceAccount's rules, as the authorizer resolves them in ``default`` and in each
+    namespace a RoleBinding is in, are the rendered ones (plus what every ServiceAccount may do): a
+    bounded number of tries, nothing asserted about time."""
+    core = client.CoreV1Api(api)
+    existing = {ns.metadata.name for ns in (await core.list_namespace()).items}
+    objects = await install_chart_rbac(api, chart_values)
+    bound_in = sorted({o["metadata"]["namespace"] for o in objects if o["kind"] == "RoleBinding"})
+    made = set(bound_in) - existing
+    try:
+        (account,) = [o for o in objects if o["kind"] == "ServiceAccount"]
+        name = account["metadata"]["name"]
+        identity = await service_account_identity(
+            api, control_plane, RELEASE_NAMESPACE, name, tmp_path / "chart.kubeconfig"
+        )
+        places = ["default", *bound_in]
+        expected = {
+            where: await service_account_rights(api, objects, RELEASE_NAMESPACE, name, where)
+            | await rules_review(unbound_identity, where)
+            for where in places
+        }
+        current: dict[str, set[Right]] = {}
+        for _ in range(400):
+            current = {where: await rules_review(identity, where) for where in places}
+            if current == expected:
+                break
+            await asyncio.sleep(0.025)
+        else:
+            differences = {w: sorted(current[w] ^ expected[w]) for w in places if current[w] != expected[w]}
+            raise AssertionError(f"the authorizer never settled on the chart's rules: {differences}")
+        yield identity
+    finally:
+        if chart_values:
+            await install_chart_rbac(api)
+        for namespace in sorted(made):
+            await core.delete_namespace(namespace)
 
 
 async def rules_review(who: Identity, namespace: str = "default") -> set[Right]:
@@ -350,11 +481,17 @@ MakeDispatcher = Callable[..., Awaitable[Dispatcher]]
 
 @pytest.fixture
 async def chart_dispatcher(
-    chart_identity: Identity, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    chart_identity: Identity,
+    chart_values: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[MakeDispatcher]:
     """``await chart_dispatcher(rules_yaml, **settings)``: a started dispatcher built as ``tribunal
     serve`` builds it (``build_dispatcher``), whose cluster actions authenticate as the chart's
-    ServiceAccount (``kubeconfig=`` for another identity's); fast retries; stopped after the test."""
+    ServiceAccount (``kubeconfig=`` for another identity's), with the cluster actions, owners and
+    namespaces the chart's Deployment gives it for ``chart_values`` (``deployment_settings``); fast
+    retries; stopped after the test."""
+    granted = deployment_settings(chart_values)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # the kubeconfig, not in-cluster config
     started: list[Dispatcher] = []
 
@@ -380,6 +517,7 @@ async def chart_dispatcher(
                     "state_dir": tmp_path / "state",
                     "backoff_seconds": 0,
                     "kubeconfig": kubeconfig or chart_identity.kubeconfig,
+                    **granted,
                     **(actions or {}),
                 },
                 **overrides,

@@ -1,8 +1,8 @@
 """The shipped response rules end to end on a real kube-apiserver, acting as the chart's ServiceAccount:
 a Falco "shell in container" alert about a Deployment's pod is judged by the real policies, and the
-pod and its workloads are annotated, an Event is written, the pod is quarantined and a real
-Alertmanager gets the alert; first through the dispatcher, then through the whole service as
-``tribunal serve`` runs it, the alert arriving on Kafka (a real Tansu broker)."""
+pod (and, with the chart's actions.owners, its workloads) is annotated, an Event is written, the pod
+is quarantined and a real Alertmanager gets the alert; first through the dispatcher, then through the
+whole service as ``tribunal serve`` runs it, the alert arriving on Kafka (a real Tansu broker)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from kubernetes_asyncio import client
 from tests.conftest import POLICY_DIR, RULES_DIR, falco_alert
 from tests.e2e import actions_support
 from tests.e2e.actions_support import (
+    OWNERS_ON,
     Identity,
     MakeDispatcher,
     Workload,
@@ -47,6 +48,13 @@ unbound_identity = actions_support.unbound_identity
 chart_dispatcher = actions_support.chart_dispatcher
 alertmanager = integration_actions.alertmanager
 kafka_bootstrap = integration.kafka_bootstrap
+
+
+@pytest.fixture
+def chart_values() -> dict[str, Any]:
+    """The chart installed with actions.owners on: ``serve`` below runs with Tribunal's own defaults
+    (owners followed), which that grants; the shipped rules use no terminate."""
+    return OWNERS_ON
 
 
 def shell_alert(workload: Workload, **overrides: Any) -> dict[str, Any]:
@@ -80,19 +88,30 @@ async def cluster_state(api: client.ApiClient, workload: Workload) -> dict[str, 
     }
 
 
-def assert_shell_response(state: dict[str, Any]) -> None:
+def assert_shell_response(state: dict[str, Any], *, owners: bool = True) -> None:
     pod = state["pod"]
     assert pod["annotations"]["tribunal.io/violated-policies"].split(",").count("shell_in_container") == 1
     assert pod["annotations"]["tribunal.io/rule"] == "shell-in-container"
     assert pod["labels"]["tribunal.io/quarantine"] == "true"
-    assert state["deployment"]["annotations"]["tribunal.io/rule"] == "shell-in-container"
+    if owners:
+        assert state["deployment"]["annotations"]["tribunal.io/rule"] == "shell-in-container"
+    else:  # the chart grants no patch on workloads, and Tribunal does not try
+        assert "annotations" not in state["deployment"]
     assert state["events"] == ["PolicyViolation"]
     assert state["network_policies"] == ["tribunal-quarantine"]
 
 
+@pytest.mark.parametrize("chart_values", [OWNERS_ON, {}], ids=["owners", "default"])
 async def test_falco_shell_in_container_annotates_records_isolates_and_alerts(
-    api: client.ApiClient, namespace: str, alertmanager: str, chart_dispatcher: MakeDispatcher
+    api: client.ApiClient,
+    namespace: str,
+    alertmanager: str,
+    chart_values: dict[str, Any],
+    chart_dispatcher: MakeDispatcher,
 ) -> None:
+    """With the chart's default values the Deployment is left alone (owners off); with owners on it
+    is annotated too. Either way every action succeeds: nothing is refused by RBAC."""
+    owners = bool(chart_values.get("actions", {}).get("owners"))
     workload = await deployment_workload(api, namespace)
     runtime = PolicyRuntime(POLICY_DIR, rules_dir=RULES_DIR)
     evidence = parse_evidence(shell_alert(workload), "falco-events[0]@1")
@@ -109,7 +128,9 @@ async def test_falco_shell_in_container_annotates_records_isolates_and_alerts(
         "alert": "success",
     }
     state = await cluster_state(api, workload)
-    assert_shell_response(state)
+    assert_shell_response(state, owners=owners)
+    assert by_action["annotate"]["detail"]["patched"][0] == f"Pod/{workload.pod}"
+    assert ("Deployment/web" in by_action["annotate"]["detail"]["patched"]) is owners
     [fired] = await alerts_for(alertmanager, workload.pod)
     assert (fired["labels"]["policy"], fired["labels"]["team"]) == ("shell_in_container", "security")
     assert fired["labels"]["namespace"] == namespace

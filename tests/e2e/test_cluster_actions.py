@@ -1,7 +1,9 @@
 """The cluster actions' behaviour on a real kube-apiserver, each acting as the chart's ServiceAccount
-through a dispatcher built as ``tribunal serve`` builds it: what lands on the objects (read back as the
-admin), what the real server answers (403 from RBAC, 404, 429 from a PodDisruptionBudget), and the
-guards (protected objects, exempt namespaces, blast radius, dry-run) leaving the cluster untouched.
+through a dispatcher built as ``tribunal serve`` builds it, with the settings the chart's Deployment
+passes: what lands on the objects (read back as the admin), what the real server answers (403 from
+RBAC, 404, 429 from a PodDisruptionBudget), and the guards (protected objects, exempt namespaces,
+blast radius, dry-run) leaving the cluster untouched. The chart's defaults enable neither owners nor
+terminate: the tests of those install it with the values that do (``@with_values``).
 
 Faults a real server does not produce on demand (a 409 race, a transient 429 or 500) are tested
 against the stand-in, tests/integration/actions/test_cluster_actions.py."""
@@ -16,6 +18,9 @@ from prometheus_client import CollectorRegistry
 
 from tests.e2e import actions_support
 from tests.e2e.actions_support import (
+    ALL_ON,
+    OWNERS_ON,
+    TERMINATE_ON,
     Identity,
     MakeDispatcher,
     create_pod,
@@ -24,6 +29,7 @@ from tests.e2e.actions_support import (
     read_object,
     read_pod,
     rules,
+    with_values,
 )
 from tests.e2e.conftest import RELEASE_NAMESPACE
 from tests.integration.actions.conftest import verdict
@@ -34,6 +40,7 @@ pytestmark = pytest.mark.e2e
 chart_identity = actions_support.chart_identity
 unbound_identity = actions_support.unbound_identity
 chart_dispatcher = actions_support.chart_dispatcher
+chart_values = actions_support.chart_values
 
 VERDICT_ANNOTATIONS = {
     "tribunal.io/last-verdict": "deny",
@@ -60,6 +67,7 @@ async def network_policies(api: client.ApiClient, namespace: str) -> list[str]:
     return [p.metadata.name for p in listed.items]
 
 
+@with_values(OWNERS_ON, "owners")
 async def test_annotate_merge_patches_the_pod_replicaset_and_deployment_metadata_only(
     api: client.ApiClient, namespace: str, chart_dispatcher: MakeDispatcher
 ) -> None:
@@ -87,6 +95,7 @@ async def test_annotate_merge_patches_the_pod_replicaset_and_deployment_metadata
     assert pod["metadata"]["labels"] == {"app": "web"}
 
 
+@with_values(OWNERS_ON, "owners")
 async def test_label_merges_labels_into_the_pod_only_when_owners_is_false(
     api: client.ApiClient, namespace: str, chart_dispatcher: MakeDispatcher
 ) -> None:
@@ -183,6 +192,7 @@ async def test_quarantine_ensures_one_deny_all_policy_then_labels_each_pod(
     [("{grace_period_seconds: 5}", 5), ("{mode: delete, grace_period_seconds: 7}", 7)],
     ids=["evict", "delete"],
 )
+@with_values(TERMINATE_ON, "terminate")
 async def test_terminate_deletes_a_running_pod_gracefully(
     api: client.ApiClient, namespace: str, chart_dispatcher: MakeDispatcher, params: str, grace: int
 ) -> None:
@@ -199,6 +209,7 @@ async def test_terminate_deletes_a_running_pod_gracefully(
 
 
 @pytest.mark.parametrize("mode", ["evict", "delete"])
+@with_values(TERMINATE_ON, "terminate")
 async def test_terminate_with_no_grace_or_node_removes_the_pod(
     api: client.ApiClient, namespace: str, chart_dispatcher: MakeDispatcher, mode: str
 ) -> None:
@@ -228,6 +239,7 @@ async def apply_running_pod(api: client.ApiClient, namespace: str, name: str) ->
     )
 
 
+@with_values(TERMINATE_ON, "terminate")
 async def test_a_pod_disruption_budget_is_honoured(
     api: client.ApiClient, namespace: str, chart_dispatcher: MakeDispatcher
 ) -> None:
@@ -269,6 +281,7 @@ async def test_a_pod_disruption_budget_is_honoured(
     assert pod is not None and pod["metadata"]["deletionTimestamp"]
 
 
+@with_values(TERMINATE_ON, "terminate")
 async def test_a_403_from_the_authorizer_stops_at_once(
     api: client.ApiClient, namespace: str, chart_dispatcher: MakeDispatcher, unbound_identity: Identity
 ) -> None:
@@ -333,6 +346,7 @@ async def test_blast_radius_caps_destructive_actions_per_namespace(
         await client.CoreV1Api(api).delete_namespace(other)
 
 
+@with_values(ALL_ON, "all-on")
 async def test_a_protected_pod_is_never_touched(
     api: client.ApiClient, namespace: str, chart_dispatcher: MakeDispatcher
 ) -> None:
@@ -351,6 +365,7 @@ async def test_a_protected_pod_is_never_touched(
     assert await network_policies(api, namespace) == []
 
 
+@with_values(OWNERS_ON, "owners")
 async def test_a_protected_owner_is_not_patched(
     api: client.ApiClient, namespace: str, chart_dispatcher: MakeDispatcher
 ) -> None:
@@ -367,6 +382,7 @@ async def test_a_protected_owner_is_not_patched(
     assert "annotations" not in deployment["metadata"]
 
 
+@with_values(OWNERS_ON, "owners")
 async def test_a_vanished_owner_ends_the_owner_chain(
     api: client.ApiClient, namespace: str, chart_dispatcher: MakeDispatcher
 ) -> None:
@@ -400,6 +416,7 @@ async def test_exempt_namespaces_are_never_touched(
         await client.CoreV1Api(api).delete_namespaced_pod(name, exempt, grace_period_seconds=0)
 
 
+@with_values(ALL_ON, "all-on")
 async def test_dry_run_changes_nothing_and_says_what_it_would_do(
     api: client.ApiClient, namespace: str, chart_dispatcher: MakeDispatcher
 ) -> None:
@@ -439,6 +456,7 @@ async def test_a_rules_dry_run_applies_to_that_rule_only(
     assert len(await events_about(api, namespace, "web-7d4")) == 1
 
 
+@with_values(TERMINATE_ON, "terminate")
 async def test_terminate_runs_after_the_other_actions_of_its_rule(
     api: client.ApiClient, namespace: str, chart_dispatcher: MakeDispatcher
 ) -> None:

@@ -1,9 +1,12 @@
 """The Helm chart rendered by Helm's own engine (helm-python-sdk, no cluster): every Kubernetes object
-validates against the Kubernetes schemas, the Deployment's settings are ones Tribunal reads, and the
-webhook registration is what docs/operations.md recommends."""
+validates against the Kubernetes schemas, the Deployment's settings are ones Tribunal reads, the
+webhook registration is what docs/operations.md recommends, and the RBAC follows the `actions` and
+`rbac` values while the Deployment tells Tribunal the same (tests/e2e/test_actions_rbac.py asks a real
+authorizer)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import helm_python as helm
@@ -36,21 +39,38 @@ def test_lint_finds_no_error() -> None:
     assert [m for m in report["messages"] if m["severity"] >= 3] == []
 
 
-def test_every_object_validates_against_the_kubernetes_schemas() -> None:
-    objects = render()
-    assert set(objects) == {
+# The values matrix of the cluster actions' RBAC (values.yaml `actions` and `rbac`).
+CLUSTER_ACTIONS = ["annotate", "label", "event", "quarantine", "terminate"]
+ALL_ON = {"actions": {**dict.fromkeys(CLUSTER_ACTIONS, True), "owners": True}}
+ALL_OFF = {"actions": {**dict.fromkeys(CLUSTER_ACTIONS, False), "owners": False}}
+SCOPED = {"rbac": {"scope": "namespaces", "namespaces": ["shop", "payments"]}}
+MATRIX = [
+    pytest.param({}, id="default"),
+    pytest.param(ALL_OFF, id="all-off"),
+    pytest.param(ALL_ON, id="all-on"),
+    pytest.param(SCOPED, id="scope-namespaces"),
+    pytest.param({"settings": {"trivyOperatorWatch": ["vulnerabilityreports"]}}, id="trivy-watch"),
+]
+
+
+@pytest.mark.parametrize("values", MATRIX)
+def test_every_object_validates_against_the_kubernetes_schemas(values: dict[str, Any]) -> None:
+    everything = render_all(values)
+    kinds = {o["kind"] for o in everything}
+    assert kinds - {"ClusterRole", "ClusterRoleBinding", "RoleBinding"} == {
         "Deployment",
         "Service",
         "ServiceAccount",
         "ValidatingWebhookConfiguration",
-        "ClusterRole",
-        "ClusterRoleBinding",
         "PodDisruptionBudget",
         *CERT_MANAGER_KINDS,
     }
-    for kind, obj in objects.items():
-        if kind not in CERT_MANAGER_KINDS:
+    for obj in everything:
+        if obj["kind"] not in CERT_MANAGER_KINDS:
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    names = [(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in everything]
+    assert len(names) == len(set(names))  # no object rendered twice
+    objects = render(values)
     certificate = objects["Certificate"]["spec"]
     assert certificate["secretName"] == "tribunal-tls"
     assert "tribunal.tribunal-system.svc" in certificate["dnsNames"]
@@ -85,6 +105,55 @@ def test_the_deployment_sets_settings_tribunal_reads(monkeypatch: pytest.MonkeyP
     default = render({})["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "TRIBUNAL_JUDGE_WORKERS", "value": "1"} in default["env"]  # the CPU limit (2) minus one
     assert settings.shutdown_delay_seconds == 10
+    # the cluster actions the chart grants by default, no owners, every namespace
+    assert settings.actions.cluster_actions == ["annotate", "label", "event", "quarantine"]
+    assert settings.actions.owners is False and settings.actions.namespaces == []
+
+
+def deployment_settings(values: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings as Tribunal reads them in the chart's pod: from the Deployment's literal variables."""
+    container = render(values)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    for name in [n for n in os.environ if n.startswith("TRIBUNAL_")]:
+        monkeypatch.delenv(name)
+    for e in container["env"]:
+        if "value" in e:
+            monkeypatch.setenv(e["name"], e["value"])
+    return Settings()
+
+
+@pytest.mark.parametrize(
+    ("values", "cluster_actions", "owners", "namespaces"),
+    [
+        pytest.param({}, ["annotate", "label", "event", "quarantine"], False, [], id="default"),
+        pytest.param(ALL_OFF, [], False, [], id="all-off"),
+        pytest.param(ALL_ON, CLUSTER_ACTIONS, True, [], id="all-on"),
+        pytest.param(
+            {"actions": {"event": False, "terminate": True}},
+            ["annotate", "label", "quarantine", "terminate"],
+            False,
+            [],
+            id="terminate-no-event",
+        ),
+        pytest.param(
+            SCOPED, ["annotate", "label", "event", "quarantine"], False, ["shop", "payments"], id="scope"
+        ),
+    ],
+)
+def test_the_deployment_tells_tribunal_what_the_rbac_grants(
+    monkeypatch: pytest.MonkeyPatch,
+    values: dict[str, Any],
+    cluster_actions: list[str],
+    owners: bool,
+    namespaces: list[str],
+) -> None:
+    """TRIBUNAL_ACTIONS__CLUSTER_ACTIONS, __OWNERS and __NAMESPACES as Settings parses them: Tribunal
+    skips, with the reason, what the chart does not grant."""
+    actions = deployment_settings(values, monkeypatch).actions
+    assert (actions.cluster_actions, actions.owners, actions.namespaces) == (
+        cluster_actions,
+        owners,
+        namespaces,
+    )
 
 
 def test_a_rollout_never_leaves_the_webhook_without_an_endpoint() -> None:
@@ -175,19 +244,151 @@ def test_an_opa_sidecar_judges_for_its_pod_alone() -> None:
     assert "TRIBUNAL_OPA_URL" not in {e["name"] for e in plain["containers"][0]["env"]}
 
 
+def by_name(values: dict[str, Any] | None = None) -> dict[tuple[str, str | None, str], dict[str, Any]]:
+    """Every rendered object by (kind, namespace, name)."""
+    return {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in render_all(values)}
+
+
 def test_watching_trivy_operator_reports_grants_list_and_watch_on_them_only() -> None:
-    objects = render({"settings": {"trivyOperatorWatch": ["vulnerabilityreports", "configauditreports"]}})
-    kubernetes_validate.validate(objects["ClusterRole"], K8S_VERSION, strict=True)
-    [rule] = [r for r in objects["ClusterRole"]["rules"] if r["apiGroups"] == ["aquasecurity.github.io"]]
-    assert rule == {
-        "apiGroups": ["aquasecurity.github.io"],
-        "resources": ["vulnerabilityreports", "configauditreports"],
-        "verbs": ["get", "list", "watch"],
-    }
-    env = {
-        e["name"]: e.get("value")
-        for e in objects["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
+    objects = by_name({"settings": {"trivyOperatorWatch": ["vulnerabilityreports", "configauditreports"]}})
+    role = objects[("ClusterRole", None, "tribunal-trivy-operator-watch")]
+    assert role["rules"] == [
+        {
+            "apiGroups": ["aquasecurity.github.io"],
+            "resources": ["vulnerabilityreports", "configauditreports"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    binding = objects[("ClusterRoleBinding", None, "tribunal-trivy-operator-watch")]
+    assert binding["roleRef"]["name"] == "tribunal-trivy-operator-watch"
+    assert binding["subjects"] == [SUBJECT]
+    pod = objects[("Deployment", "tribunal-system", "tribunal")]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["TRIBUNAL_TRIVY_OPERATOR_WATCH"] == "vulnerabilityreports,configauditreports"
-    plain = render({})
-    assert all(r["apiGroups"] != ["aquasecurity.github.io"] for r in plain["ClusterRole"]["rules"])
+    plain = render_all({})
+    assert not [o for o in plain if "trivy" in o["metadata"]["name"]]
+    for role in (o for o in plain if o["kind"] == "ClusterRole"):
+        assert all(r.get("apiGroups") != ["aquasecurity.github.io"] for r in role["rules"])
+
+
+# -- the cluster actions' RBAC: exactly what the enabled actions need ---------------------------------
+
+SUBJECT = {"kind": "ServiceAccount", "name": "tribunal", "namespace": "tribunal-system"}
+POD_METADATA = {("", "pods", "get"), ("", "pods", "patch")}
+NEEDS = {  # what each action calls (tribunal/actions/kube.py), as (group, resource, verb)
+    "annotate": POD_METADATA,
+    "label": POD_METADATA,
+    "event": {("events.k8s.io", "events", "create")},
+    "quarantine": POD_METADATA
+    | {("networking.k8s.io", "networkpolicies", "get"), ("networking.k8s.io", "networkpolicies", "create")},
+    "terminate": {("", "pods", "get"), ("", "pods", "delete"), ("", "pods/eviction", "create")},
+}
+OWNER_NEEDS = {
+    (group, resource, verb)
+    for group, resources in (
+        ("apps", ("replicasets", "deployments", "statefulsets", "daemonsets")),
+        ("batch", ("jobs", "cronjobs")),
+    )
+    for resource in resources
+    for verb in ("get", "patch")
+}
+
+
+def flatten(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def only(*enabled: str, owners: bool = False) -> dict[str, Any]:
+    return {"actions": {**{a: a in enabled for a in CLUSTER_ACTIONS}, "owners": owners}}
+
+
+@pytest.mark.parametrize(
+    ("values", "granted"),
+    [
+        pytest.param({}, NEEDS["annotate"] | NEEDS["event"] | NEEDS["quarantine"], id="default"),
+        pytest.param(ALL_ON, set().union(*NEEDS.values()) | OWNER_NEEDS, id="all-on"),
+        pytest.param(ALL_OFF, set(), id="all-off"),
+        *[pytest.param(only(action), NEEDS[action], id=f"{action}-only") for action in CLUSTER_ACTIONS],
+        pytest.param(only("label", owners=True), NEEDS["label"] | OWNER_NEEDS, id="label-owners"),
+        pytest.param(
+            only("event", "terminate", owners=True), NEEDS["event"] | NEEDS["terminate"], id="owners-unused"
+        ),
+    ],
+)
+def test_the_actions_role_grants_exactly_what_the_enabled_actions_need(
+    values: dict[str, Any], granted: set[tuple[str, str, str]]
+) -> None:
+    """Per action alone and together: the rules of the actions' ClusterRole are exactly the enabled
+    actions' needs (owners' get/patch on workloads only with annotate or label), with no wildcard,
+    and no role or binding when nothing is enabled."""
+    objects = by_name(values)
+    role = objects.get(("ClusterRole", None, "tribunal-actions"))
+    binding = objects.get(("ClusterRoleBinding", None, "tribunal-actions"))
+    if not granted:
+        assert role is None and binding is None
+        return
+    assert role is not None and binding is not None
+    assert flatten(role["rules"]) == granted
+    assert "*" not in {
+        x for rule in role["rules"] for key in ("apiGroups", "resources", "verbs") for x in rule[key]
+    }
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "tribunal-actions",
+    }
+    assert binding["subjects"] == [SUBJECT]
+    assert not [o for o in objects.values() if o["kind"] in ("Role", "RoleBinding")]
+
+
+def test_scope_namespaces_binds_the_actions_role_in_each_namespace_only() -> None:
+    objects = by_name(SCOPED)
+    assert ("ClusterRoleBinding", None, "tribunal-actions") not in objects
+    role = objects[
+        ("ClusterRole", None, "tribunal-actions")
+    ]  # bound per namespace: a RoleBinding grants it there
+    assert flatten(role["rules"]) == NEEDS["annotate"] | NEEDS["event"] | NEEDS["quarantine"]
+    bindings = {key[1]: o for key, o in objects.items() if key[0] == "RoleBinding"}
+    assert set(bindings) == {"shop", "payments"}
+    for binding in bindings.values():
+        assert binding["metadata"]["name"] == "tribunal-actions"
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "tribunal-actions",
+        }
+        assert binding["subjects"] == [SUBJECT]
+    # the server's token reviews stay cluster-wide
+    assert objects[("ClusterRoleBinding", None, "tribunal-auth-delegator")]["subjects"] == [SUBJECT]
+
+
+@pytest.mark.parametrize(
+    ("rbac", "message"),
+    [
+        ({"scope": "namespaces"}, r"rbac\.scope=namespaces needs rbac\.namespaces"),
+        ({"scope": "namespace", "namespaces": ["shop"]}, r"rbac\.scope is \"namespace\""),
+    ],
+)
+def test_a_scope_that_would_not_match_tribunals_settings_is_refused(
+    rbac: dict[str, Any], message: str
+) -> None:
+    """No namespaces would grant nothing while Tribunal, given none, acts everywhere; a misspelt scope
+    would silently grant cluster-wide."""
+    with pytest.raises(Exception, match=message):
+        render_all({"rbac": rbac})
+
+
+def test_without_rbac_create_nothing_is_granted_but_tribunal_still_knows_what_is_enabled() -> None:
+    objects = render_all({"rbac": {"create": False}, "actions": {"terminate": True}})
+    assert not [
+        o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    ]
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["TRIBUNAL_ACTIONS__CLUSTER_ACTIONS"] == "annotate,label,event,quarantine,terminate"
