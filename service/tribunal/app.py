@@ -37,6 +37,7 @@ from tribunal.server import (
     ReadinessCheck,
     Server,
 )
+from tribunal.server.openapi import openapi_routes
 from tribunal.settings import Settings
 from tribunal.sources.ingest import HttpIngest, IngestConfig
 from tribunal.sources.k8s_watch import TrivyOperatorWatch, WatchConfig
@@ -74,8 +75,10 @@ def build_policy_runtime(settings: Settings, extra_data: Iterable[Path] = ()) ->
     )
 
 
-def build_store(settings: Settings) -> SqlStore:
-    """The SQL store of ``settings.database_url`` with its retention; ``start()`` it before use."""
+def build_store(settings: Settings, *, wait_for_database: bool = False) -> SqlStore:
+    """The SQL store of ``settings.database_url`` with its retention; ``start()`` it before use.
+    ``wait_for_database``: a database that does not answer at start is retried in the background
+    (the servers), instead of failing the start (one-off commands)."""
     retention = timedelta(days=settings.retention_days) if settings.retention_days else None
     return SqlStore(
         settings.database_url,
@@ -83,6 +86,7 @@ def build_store(settings: Settings) -> SqlStore:
         compress_level=settings.database_compress_level,
         thread_nice=settings.database_thread_nice,
         redaction=settings.evidence_redaction,
+        wait_for_database=wait_for_database,
     )
 
 
@@ -180,18 +184,32 @@ def build_server(
     blocklist.on_change = policy_reloader(runtime)
     publisher = _LatePublisher()
     dispatcher = build_dispatcher(settings, registry, blocklist=blocklist, publisher=publisher)
-    store = build_store(settings)
+    # A database that does not answer at start is waited for: the server listens meanwhile, /readyz
+    # says why it is not ready, and what needs the store starts once it connects.
+    store = build_store(settings, wait_for_database=True)
     sink: Recorder = recorder or store
     # The store records unless a recorder is given (tests); the read API always reads the store.
-    components: list[Component] = [store] if recorder is not None else []
-    background_recorder = BackgroundRecorder(sink, max_queue=settings.recorder_max_queue)
+    components: list[Component] = [store]
+    outbox = sink if isinstance(sink, ActionOutbox) else None
+    responder = Responder(
+        dispatcher,
+        store.record_actions if recorder is None else _ignore_actions,
+        outbox=outbox,
+        registry=registry,
+    )
+    # With the outbox, admission verdicts are recorded first and acted on once in it (a crash after
+    # the write is acted on by the outbox sweep); those the store never takes are acted on all the same.
+    background_recorder = BackgroundRecorder(
+        sink,
+        max_queue=settings.recorder_max_queue,
+        act=responder.spawn if outbox is not None else None,
+        act_unrecorded=responder.spawn_unrecorded if outbox is not None else None,
+        owns_recorder=sink is not store,
+    )
     registry.register(RecorderMetrics(background_recorder))
     # The server's event loop (TLS, HTTP, recording, the consumers) keeps a core of its own: on 2 cores
     # one worker judging with a batch always queued answered more reviews/s than two (benchmarks.md).
     pool = build_judge_pool(settings, runtime, spare_cores=1)
-    responder = Responder(dispatcher, store.record_actions if recorder is None else _ignore_actions)
-
-    outbox = sink if isinstance(sink, ActionOutbox) else None
 
     async def deliver(records: Sequence[Record]) -> None:
         """Record now; act on the verdicts seen for the first time, in the background. With an
@@ -201,7 +219,7 @@ def build_server(
             responder.spawn(await record_claiming(sink, records))
             return
         to_act = set(await outbox.record_to_act(records))
-        responder.spawn([r for r in records if r.evidence_id in to_act], outbox.settle_actions)
+        responder.spawn([r for r in records if r.evidence_id in to_act])
 
     # The webhook judges on the event loop ("inline", in-process pool) or in the judge workers ("pool").
     webhook_pool = pool if settings.webhook_judge == "pool" else JudgePool(runtime, 0)
@@ -211,7 +229,8 @@ def build_server(
         webhook_config(settings),
         registry,
         revision=lambda: runtime.revision,
-        act=dispatcher.dispatch,
+        # With the outbox the webhook only records; the recorder hands the verdicts on once written.
+        act=dispatcher.dispatch if outbox is None else None,
     )
     ingest = HttpIngest(
         pool,
@@ -246,11 +265,19 @@ def build_server(
         consumers.append(operator_watch)
         readiness.append(ReadinessCheck("trivy-operator-watch", operator_watch.probe, fatal=False))
     if settings.kafka_bootstrap_servers:
-        source = build_kafka_source(settings, pool, sink, PipelineMetrics(registry), responder.respond)
+        source = build_kafka_source(
+            settings,
+            pool,
+            sink,
+            PipelineMetrics(registry),
+            responder.respond,
+            hook_settles=outbox is not None,
+        )
         publisher.source = source
         webhook.audit = _audit_copy(source, settings.kafka_audit_topic)
         consumers.append(source)
     sweep = outbox_sweep(settings, sink, responder, registry)
+    after_store = StartedWhenConnected(store, [*([sweep] if sweep is not None else []), *consumers])
 
     def current_policy_kinds() -> dict[str, EvidenceKind]:
         return {p.id: EvidenceKind(p.kind) for p in runtime.judge.policy_set.policies.values()}
@@ -274,27 +301,31 @@ def build_server(
             *webhook.routes(),
             *ingest.routes(),
             *read_api_routes(store, settings.rules_dir, current_policy_kinds),
+            *openapi_routes(settings.rules_dir),
         ],
         # Started in this order, stopped in reverse: the consumers finish their in-flight messages,
-        # the webhook and the responder their actions, then the dispatcher and the judge pool stop
-        # and the recorder writes what is queued.
+        # the webhook hands its verdicts to the recorder, the recorder writes what is queued (and
+        # hands it to the responder), the responder finishes its actions and settles them, then the
+        # dispatcher, the judge pool and the store stop. The sweep and the consumers start once the
+        # store has connected.
         components=[
             _ClosedAtStop(connector.close),  # the cluster connection (auth, watch): closed last
             *components,
-            background_recorder,
             pool,
             *([webhook_pool] if webhook_pool is not pool else []),
             dispatcher,
             responder,
-            *([sweep] if sweep is not None else []),
+            background_recorder,
             webhook,
-            *consumers,
+            after_store,
         ],
         background=[watch_policies],
         readiness=[
             ReadinessCheck("policies", lambda: None if runtime.revision else "no policy revision loaded"),
             ReadinessCheck("policy-reload", lambda: runtime.last_error, fatal=False),
             ReadinessCheck("response-rules", dispatcher.probe, fatal=False),
+            ReadinessCheck("store", store.probe),
+            ReadinessCheck("consumers", after_store.probe),
             *readiness,
         ],
         tls=tls,
@@ -303,6 +334,59 @@ def build_server(
         middlewares=[authenticator.middleware],
         keepalive_timeout=settings.keepalive_timeout_seconds,
     )
+
+
+class StartedWhenConnected:
+    """Components that need the store (the outbox sweep, the consumers): started in order once
+    ``store`` has connected (at once if it has), stopped in reverse. ``probe`` (a readiness check)
+    reports a start that failed after the wait; a start that fails at once raises, as it would
+    without the wait."""
+
+    def __init__(self, store: SqlStore, components: Sequence[Component]) -> None:
+        self.store = store
+        self.components = list(components)
+        self._started: list[Component] = []
+        self._task: asyncio.Task[None] | None = None
+        self._error: str | None = None
+
+    async def start(self) -> None:
+        if self.store.connected:
+            await self._start_all()
+            return
+        log.info("waiting for the database before starting %d components", len(self.components))
+        self._task = asyncio.create_task(self._start_later(), name="tribunal-after-store")
+
+    async def _start_all(self) -> None:
+        for component in self.components:
+            await component.start()
+            self._started.append(component)
+
+    async def _start_later(self) -> None:
+        await self.store.wait_connected()
+        try:
+            await self._start_all()
+        except Exception as exc:
+            self._error = f"{type(exc).__name__}: {exc}"
+            log.exception("starting after the database connected failed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while self._started:
+            component = self._started.pop()
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(component).__name__)
+
+    def probe(self) -> str | None:
+        """What failed to start once the store connected (waiting for it is the store's check)."""
+        if self._error is not None:
+            return f"failed to start once the database connected: {self._error}"
+        return None
 
 
 class _ClosedAtStop:
@@ -346,7 +430,9 @@ def outbox_sweep(
     settings: Settings, recorder: Recorder, responder: Responder, registry: CollectorRegistry
 ) -> OutboxSweep | None:
     """The sweep that acts on outbox entries whose actions never settled, when ``recorder`` keeps an
-    action outbox (the SQL store); start it after the responder, stop it before."""
+    action outbox (the SQL store); start it after the responder, stop it before. It leaves alone what
+    the responder holds (acting, or settling through a store outage); a responder with the outbox
+    settles what the sweep hands it."""
     if not isinstance(recorder, UnsettledActions):
         return None
     return OutboxSweep(
@@ -355,6 +441,8 @@ def outbox_sweep(
         registry,
         grace=settings.actions.outbox_grace_seconds,
         stop_grace=responder.grace,
+        settle=responder.outbox is None,
+        holding=responder.holds,
     )
 
 
@@ -449,10 +537,14 @@ def build_kafka_source(
     recorder: Recorder,
     metrics: PipelineMetrics,
     on_recorded: VerdictHook | None = None,
+    *,
+    hook_settles: bool = False,
 ) -> KafkaSource:
     """The consumer group of ``settings``; the caller starts and stops it (after the pool and recorder
-    start, before they stop)."""
-    return KafkaSource(kafka_config(settings), pool, recorder, metrics, on_recorded=on_recorded)
+    start, before they stop). ``hook_settles``: ``on_recorded`` settles the outbox entries itself."""
+    return KafkaSource(
+        kafka_config(settings), pool, recorder, metrics, on_recorded=on_recorded, hook_settles=hook_settles
+    )
 
 
 async def run_consumers(
@@ -468,15 +560,24 @@ async def run_consumers(
     metrics = PipelineMetrics(CollectorRegistry())
     publisher = _LatePublisher()
     dispatcher = build_dispatcher(settings, metrics.registry, blocklist=blocklist, publisher=publisher)
-    store = build_store(settings) if recorder is None else None
+    # A database that does not answer at start is waited for: nothing is consumed until it connects.
+    store = build_store(settings, wait_for_database=True) if recorder is None else None
     recorder = recorder or store
     assert recorder is not None
-    responder = Responder(dispatcher, store.record_actions if store is not None else _ignore_actions)
+    outbox = recorder if isinstance(recorder, ActionOutbox) else None
+    responder = Responder(
+        dispatcher,
+        store.record_actions if store is not None else _ignore_actions,
+        outbox=outbox,
+        registry=metrics.registry,
+    )
     exporter = None
     if metrics_port is not None:
         exporter, _ = start_http_server(metrics_port, settings.host, registry=metrics.registry)
     pool = build_judge_pool(settings, runtime)
-    source = build_kafka_source(settings, pool, recorder, metrics, responder.respond)
+    source = build_kafka_source(
+        settings, pool, recorder, metrics, responder.respond, hook_settles=outbox is not None
+    )
     publisher.source = source
     sweep = outbox_sweep(settings, recorder, responder, metrics.registry)
     stop = asyncio.Event()
@@ -492,6 +593,16 @@ async def run_consumers(
         try:
             await dispatcher.start()
             await pool.start()
+            if store is not None and not store.connected:
+                log.info("waiting for the database before consuming")
+                connected = asyncio.create_task(store.wait_connected(), name="tribunal-consume-store")
+                stopping = asyncio.create_task(stop.wait(), name="tribunal-consume-signal")
+                await asyncio.wait({connected, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                connected.cancel()
+                stopping.cancel()
+                if not store.connected:  # stopped while waiting
+                    await pool.stop()
+                    return 0
             if sweep is not None:
                 await sweep.start()
             try:

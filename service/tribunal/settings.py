@@ -3,6 +3,7 @@ use the same names."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,23 @@ EngineName = Literal["regorus", "regorus-interpreter", "regopy", "opa"]
 ClusterAction = Literal["annotate", "label", "event", "quarantine", "terminate"]
 # A list setting: comma-separated in the environment (TRIBUNAL_EXEMPT_USERS=a,b), a list in YAML.
 NameList = Annotated[list[str], NoDecode]
+
+
+def split_names(value: Any) -> Any:
+    """A list setting: comma-separated names (``a, b``) or a JSON list (``["a", "b"]``) as text (the
+    environment, a flag), a list in a YAML file. Names are stripped and blank ones dropped however
+    they are spelled (an exempt user "" would exempt every review without a username); what is not
+    a list of strings is left to the field's own validation, which names the setting."""
+    if isinstance(value, str):
+        if not value.lstrip().startswith("["):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        try:
+            value = json.loads(value)  # text opening with "[" that parses is a list
+        except (ValueError, RecursionError):
+            raise ValueError(f"{value[:60]!r} is neither comma-separated names nor a JSON list") from None
+    if isinstance(value, list):
+        return [v.strip() if isinstance(v, str) else v for v in value if not isinstance(v, str) or v.strip()]
+    return value
 
 
 class ActionSettings(BaseModel):
@@ -72,12 +90,7 @@ class ActionSettings(BaseModel):
         "(the chart's rbac.scope=namespaces sets them with a Role in each).",
     )
 
-    @field_validator("cluster_actions", "namespaces", mode="before")
-    @classmethod
-    def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+    _names = field_validator("cluster_actions", "namespaces", mode="before")(split_names)
 
     cluster: bool = Field(
         True,
@@ -117,12 +130,7 @@ class AuthSettings(BaseModel):
     )
     cache_seconds: float = Field(60.0, ge=0, description="How long a token's review is reused.")
 
-    @field_validator("audiences", mode="before")
-    @classmethod
-    def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+    _names = field_validator("audiences", mode="before")(split_names)
 
 
 class Settings(BaseSettings):
@@ -283,14 +291,9 @@ class Settings(BaseSettings):
         "empty: no watch. The cluster connection is actions.kube_api_url / kubeconfig / in-cluster.",
     )
 
-    @field_validator(
+    _names = field_validator(
         "exempt_namespaces", "exempt_users", "exempt_groups", "trivy_operator_watch", mode="before"
-    )
-    @classmethod
-    def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+    )(split_names)
 
     @field_validator("trivy_operator_watch")
     @classmethod

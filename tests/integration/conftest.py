@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -25,6 +26,7 @@ import pytest
 
 from tests import components
 from tests.conftest import POLICY_DIR, RULES_DIR, pod, review
+from tests.integration.proxy import CuttableProxy
 from tests.kube_api import TestApiServer
 from tribunal import devtools
 from tribunal.app import build_server
@@ -92,6 +94,21 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield pg_url(admin_dsn, name)
     finally:
         await drop_pg_database(admin_dsn, name)
+
+
+@pytest.fixture
+async def pg_through_proxy(postgres_admin: str) -> AsyncIterator[tuple[str, str, CuttableProxy]]:
+    """A fresh PostgreSQL database: (its URL through a cuttable proxy, its direct DSN, the proxy)."""
+    name = await create_pg_database(postgres_admin)
+    direct = pg_url(postgres_admin, name)
+    parsed = urlsplit(direct)
+    proxy = CuttableProxy(parsed.hostname or "127.0.0.1", parsed.port or 5432)
+    await proxy.start()
+    try:
+        yield direct.replace(f"{parsed.hostname}:{parsed.port}", f"127.0.0.1:{proxy.port}"), direct, proxy
+    finally:
+        await proxy.stop()
+        await drop_pg_database(postgres_admin, name)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tests.conftest import RULES_DIR, falco_alert
 from tests.integration.conftest import T0, MakeRecord, StartServer
@@ -113,6 +113,24 @@ async def test_a_redelivered_unsettled_entry_renews_its_lease(
         await _backdate(store, "redelivered")
         assert await store.record_to_act([record]) == ["redelivered"]  # the consumer acts on it now...
         assert await store.claim_unsettled(GRACE) == []  # ...so the sweep leaves it alone
+
+
+async def test_settling_writes_the_outcomes_with_it_once_however_often_it_is_tried(
+    database_url: str, make_record: MakeRecord
+) -> None:
+    records = [_rebuildable(make_record, f"s{i}", privileged=True, minutes=i) for i in range(3)]
+    outcome = {"rule": "r", "action": "alert", "target": "webhook", "status": "success"}
+    async with SqlStore(database_url) as store:
+        await store.record_to_act(records)
+        acted = {"s0": [outcome], "s1": [outcome, {**outcome, "target": "alertmanager"}], "s2": []}
+        await store.settle_actions(["s0", "s1", "s2"], acted)
+        await store.settle_actions(["s0", "s1", "s2"], acted)  # a retry whose first answer was lost
+        await store.settle_actions(["s0"], {"s0": [outcome]})  # or a late second actor: not written
+        counts = await store.counts()
+        async with store.engine.connect() as conn:
+            rows = (await conn.execute(select(tables.actions.c.evidence_id, tables.actions.c.target))).all()
+    assert counts["pending_actions"] == 0 and counts["actions"] == 3
+    assert sorted(rows) == [("s0", "webhook"), ("s1", "alertmanager"), ("s1", "webhook")]
 
 
 # -- end to end: HTTP ingest, the responder interrupted, then the sweep of the next server -------

@@ -8,16 +8,14 @@ import json
 import logging
 import shutil
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
 import pytest
 
 from tests.conftest import pod, review
-from tests.integration.conftest import StartServer, create_pg_database, drop_pg_database, pg_url
+from tests.integration.conftest import StartServer
 from tribunal.server import generate_self_signed
 
 # regorus's interpreter fails at run time iterating null: a policy bug that only shows on some input.
@@ -161,72 +159,6 @@ async def test_a_half_written_certificate_keeps_the_previous_pair(
     ):
         body = json.loads(await resp.text())
     assert "tls.crt" in body["checks"]["tls"]
-
-
-class CuttableProxy:
-    """A TCP proxy on loopback in front of a real server, whose link can be cut (open connections
-    closed, new ones closed at once) and restored: a database that goes away and comes back."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.cut = False
-        self._links: set[asyncio.StreamWriter] = set()
-        self._server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        self.sever()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    def sever(self) -> None:
-        self.cut = True
-        for writer in list(self._links):
-            writer.transport.abort()
-        self._links.clear()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.cut:
-            writer.transport.abort()
-            return
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._links.update((writer, up_writer))
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._links.discard(writer)
-            writer.transport.abort()
-
-
-@pytest.fixture
-async def pg_through_proxy(postgres_admin: str) -> AsyncIterator[tuple[str, str, CuttableProxy]]:
-    """A fresh PostgreSQL database: (its URL through a cuttable proxy, its direct DSN, the proxy)."""
-    name = await create_pg_database(postgres_admin)
-    direct = pg_url(postgres_admin, name)
-    parsed = urlsplit(direct)
-    proxy = CuttableProxy(parsed.hostname or "127.0.0.1", parsed.port or 5432)
-    await proxy.start()
-    try:
-        yield direct.replace(f"{parsed.hostname}:{parsed.port}", f"127.0.0.1:{proxy.port}"), direct, proxy
-    finally:
-        await proxy.stop()
-        await drop_pg_database(postgres_admin, name)
 
 
 async def _recorder_metrics(session: aiohttp.ClientSession, url: str) -> dict[str, float]:

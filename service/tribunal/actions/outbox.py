@@ -4,7 +4,9 @@ source, and never repeated once settled.
 
 Every ``interval`` (and at start) it claims outbox entries older than ``grace`` in batches (a lease:
 the store renews their time, so another replica sharing the database leaves them alone while this one
-acts), acts on them through the responder, and settles them."""
+acts), acts on them through the responder, and settles them. Entries this process is still acting on
+or settling (``holding``: the responder's; a store outage can delay a settle past the grace) are left
+to it."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter
 
-from tribunal.store import Record, UnsettledActions
+from tribunal.store import Record, UnsettledActions, settle_until_done
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +27,12 @@ Respond = Callable[[Sequence[Record]], Awaitable[None]]
 
 class OutboxSweep:
     """A component (``start``/``stop``). ``stop`` lets the batch being acted on finish for up to
-    ``stop_grace`` seconds, then cancels it: what it had not settled is replayed after ``grace``."""
+    ``stop_grace`` seconds, then cancels it: what it had not settled is replayed after ``grace``.
+
+    ``settle``: the sweep settles what ``respond`` acted on (retried until the store takes it); False
+    when ``respond`` settles itself (the Responder with an outbox, which writes the outcomes with the
+    settle). ``holding(evidence_id)``: true for entries this process is acting on or settling, which
+    the sweep leaves alone."""
 
     def __init__(
         self,
@@ -37,9 +44,13 @@ class OutboxSweep:
         interval: float | None = None,
         batch_size: int = 100,
         stop_grace: float = 10.0,
+        settle: bool = True,
+        holding: Callable[[str], bool] | None = None,
     ) -> None:
         self.outbox = outbox
         self.respond = respond
+        self.settle = settle
+        self.holding = holding
         self.grace = timedelta(seconds=grace)
         self.interval = grace / 2 if interval is None else interval
         self.batch_size = batch_size
@@ -79,11 +90,15 @@ class OutboxSweep:
             batch = await self.outbox.claim_unsettled(self.grace, self.batch_size)
             if not batch:
                 break
-            log.info("outbox sweep: acting on %d verdicts whose actions never settled", len(batch))
-            await self.respond(batch)
-            await self.outbox.settle_actions([r.evidence_id for r in batch])
-            self.replayed.inc(len(batch))
-            done += len(batch)
+            holding = self.holding
+            mine = batch if holding is None else [r for r in batch if not holding(r.evidence_id)]
+            if mine:
+                log.info("outbox sweep: acting on %d verdicts whose actions never settled", len(mine))
+                await self.respond(mine)
+                if self.settle:
+                    await settle_until_done(self.outbox, [r.evidence_id for r in mine])
+                self.replayed.inc(len(mine))
+                done += len(mine)
             if len(batch) < self.batch_size:
                 break
         return done

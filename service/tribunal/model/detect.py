@@ -67,7 +67,7 @@ def parse_evidence(
         raise EvidenceError(source, f"expected {kind.value} evidence, this looks like {detected.value}")
     assert isinstance(doc, dict)
     as_arrived = True
-    if detected is EvidenceKind.ADMISSION and doc.get("kind") != "AdmissionReview":
+    if detected is EvidenceKind.ADMISSION and _bare_manifest(doc):
         doc, as_arrived = review_for_object(doc), False
     if detected is EvidenceKind.ADMISSION:
         evidence = _admission(doc, source)
@@ -88,6 +88,12 @@ def is_kubernetes_object(doc: dict[str, Any]) -> bool:
         and isinstance(doc.get("kind"), str)
         and isinstance(doc.get("metadata"), dict)
     )
+
+
+def _bare_manifest(doc: dict[str, Any]) -> bool:
+    """Admission evidence that is not a review: a manifest (detect_kind checked its shape). An
+    ``admission.k8s.io`` document of another kind is a malformed review, refused naming ``kind``."""
+    return doc.get("kind") != "AdmissionReview" and doc.get("apiVersion") not in ADMISSION_API_VERSIONS
 
 
 def review_for_object(obj: dict[str, Any]) -> dict[str, Any]:

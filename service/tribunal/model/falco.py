@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from tribunal.model.common import Severity
 
@@ -44,6 +44,12 @@ _PRIORITY_ALIASES = {
     "crit": "critical",
     "emerg": "emergency",
 }
+# What ``priority`` accepts, for its JSON schema (/openapi.json): a priority or alias in any case.
+PRIORITY_PATTERN = (
+    r"^\s*(?:"
+    + "|".join("".join(f"[{c}{c.upper()}]" for c in word) for word in [*FalcoPriority, *_PRIORITY_ALIASES])
+    + r")\s*$"
+)
 
 
 class FalcoAlert(BaseModel):
@@ -61,7 +67,11 @@ class FalcoAlert(BaseModel):
     tags: list[str] = Field(default_factory=list)
     hostname: str = Field("", max_length=253)
 
-    @field_validator("priority", mode="before")
+    @field_validator(
+        "priority",
+        mode="before",
+        json_schema_input_type=Annotated[str, StringConstraints(pattern=PRIORITY_PATTERN)],
+    )
     @classmethod
     def _priority_any_case(cls, value: object) -> object:
         if isinstance(value, str):
@@ -69,12 +79,12 @@ class FalcoAlert(BaseModel):
             return _PRIORITY_ALIASES.get(lowered, lowered)
         return value
 
-    @field_validator("output_fields", mode="before")
+    @field_validator("output_fields", mode="before", json_schema_input_type=dict[str, Any] | None)
     @classmethod
     def _null_fields(cls, value: object) -> object:
         return {} if value is None else value
 
-    @field_validator("tags", mode="before")
+    @field_validator("tags", mode="before", json_schema_input_type=list[str] | None)
     @classmethod
     def _null_tags(cls, value: object) -> object:
         return [] if value is None else value

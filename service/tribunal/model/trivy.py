@@ -3,6 +3,7 @@ reports, and the Trivy Operator's report resources (VulnerabilityReport, ConfigA
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, with_config
@@ -42,6 +43,12 @@ def _none_to_list(value: object) -> object:
     return [] if value is None else value
 
 
+def _null_is_empty(field: str, accepted: Any) -> Any:
+    """A validator reading ``null`` as an empty list (Trivy writes ``null`` for none); ``accepted``
+    (``list[X] | None``) is what the JSON schema of the field says it takes (/openapi.json)."""
+    return field_validator(field, mode="before", json_schema_input_type=accepted)(_none_to_list)
+
+
 class TrivyVulnerability(_Pascal):
     vulnerability_id: str = Field(alias="VulnerabilityID", max_length=256)
     pkg_name: str = ""
@@ -77,7 +84,9 @@ class TrivyResult(_Pascal):
     misconfigurations: list[TrivyMisconfiguration] = Field(default_factory=list)
     secrets: list[TrivySecret] = Field(default_factory=list)
 
-    _lists = field_validator("vulnerabilities", "misconfigurations", "secrets", mode="before")(_none_to_list)
+    _vulnerabilities = _null_is_empty("vulnerabilities", list[TrivyVulnerability] | None)
+    _misconfigurations = _null_is_empty("misconfigurations", list[TrivyMisconfiguration] | None)
+    _secrets = _null_is_empty("secrets", list[TrivySecret] | None)
 
 
 class TrivyReport(_Pascal):
@@ -89,7 +98,7 @@ class TrivyReport(_Pascal):
     metadata: JSONObject = Field(default_factory=dict)
     results: list[TrivyResult] = Field(default_factory=list)
 
-    _lists = field_validator("results", mode="before")(_none_to_list)
+    _results = _null_is_empty("results", list[TrivyResult] | None)
 
     @property
     def image_digest(self) -> str | None:
@@ -105,7 +114,7 @@ class TrivyK8sResource(_Pascal):
     name: str = ""
     results: list[TrivyResult] = Field(default_factory=list)
 
-    _lists = field_validator("results", mode="before")(_none_to_list)
+    _results = _null_is_empty("results", list[TrivyResult] | None)
 
 
 class TrivyK8sReport(_Pascal):
@@ -117,9 +126,9 @@ class TrivyK8sReport(_Pascal):
     vulnerabilities: list[TrivyK8sResource] = Field(default_factory=list)
     misconfigurations: list[TrivyK8sResource] = Field(default_factory=list)
 
-    _lists = field_validator("resources", "vulnerabilities", "misconfigurations", mode="before")(
-        _none_to_list
-    )
+    _resources = _null_is_empty("resources", list[TrivyK8sResource] | None)
+    _vulnerabilities = _null_is_empty("vulnerabilities", list[TrivyK8sResource] | None)
+    _misconfigurations = _null_is_empty("misconfigurations", list[TrivyK8sResource] | None)
 
     def all_resources(self) -> list[TrivyK8sResource]:
         return [*self.resources, *self.vulnerabilities, *self.misconfigurations]
@@ -134,7 +143,7 @@ class ObjectMeta(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("labels", "annotations", mode="before")
+    @field_validator("labels", "annotations", mode="before", json_schema_input_type=dict[str, str] | None)
     @classmethod
     def _null_map(cls, value: object) -> object:
         return {} if value is None else value
@@ -157,7 +166,7 @@ class TrivyOperatorReport(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
 
-    api_version: str = Field(pattern=rf"^{OPERATOR_API_GROUP}/")
+    api_version: str = Field(pattern="^" + re.escape(OPERATOR_API_GROUP + "/"))
     kind: str = Field(min_length=1, max_length=128)
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     report: OperatorReportBody | None = None

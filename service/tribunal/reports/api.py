@@ -1,10 +1,11 @@
 """The HTTP read API: ``GET /verdicts``, ``GET /findings``, ``GET /evidence/{id}`` and
 ``GET /reports/compliance``, as aiohttp route definitions that ``app.py`` mounts on the one port.
-Bad parameters answer 400 with ``{"error": ...}`` naming the parameter."""
+Bad parameters answer 400 with ``{"error": ...}`` naming the parameter; 503 while the store has not
+connected yet."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,13 +20,23 @@ from tribunal.store import FindingQuery, SqlStore, StoreError, VerdictQuery
 
 _JSON = "application/json"
 Q = TypeVar("Q", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def _check_text(request: web.Request) -> None:
+    """ValueError naming the first query parameter holding a NUL character: no stored text holds
+    one, and PostgreSQL refuses it in a query (a 500 otherwise)."""
+    for key, value in request.query.items():
+        if "\x00" in key or "\x00" in value:
+            raise ValueError(f"{key.replace(chr(0), '')}: must not hold a NUL character")
+
+
 def _query(model: type[Q], request: web.Request, lists: tuple[str, ...] = ()) -> Q:
+    _check_text(request)
     params: dict[str, Any] = {}
     for key in request.query:
         values = request.query.getall(key)
@@ -73,7 +84,8 @@ def read_api_routes(
         return web.Response(body=page.model_dump_json(), content_type=_JSON)
 
     async def evidence(request: web.Request) -> web.Response:
-        found = await store.get_evidence(request.match_info["evidence_id"])
+        evidence_id = request.match_info["evidence_id"]
+        found = None if "\x00" in evidence_id else await store.get_evidence(evidence_id)
         if found is None:
             return _error(404, "evidence: no such id")
         if found.raw is None:
@@ -86,6 +98,7 @@ def read_api_routes(
         if not framework_id:
             return _error(400, f"framework: required (one of {', '.join(framework_ids(rules_dir))})")
         try:
+            _check_text(request)
             exporter = get_format(q.get("format", "json"))
             since = parse_since(q["since"]) if q.get("since") else None
             framework = load_framework(rules_dir, framework_id)
@@ -99,11 +112,21 @@ def read_api_routes(
         media, _, charset = exporter.media_type.partition("; charset=")
         return web.Response(body=exporter.render(report), content_type=media, charset=charset or None)
 
+    def connected(handler: Handler) -> Handler:
+        """503 while the store has not connected yet (a server started during a database outage)."""
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            if not store.connected:
+                return _error(503, f"the store is not connected yet: {store.probe()}")
+            return await handler(request)
+
+        return handle
+
     return [
-        web.get("/verdicts", verdicts),
-        web.get("/findings", findings),
-        web.get("/evidence/{evidence_id}", evidence),
-        web.get("/reports/compliance", compliance),
+        web.get("/verdicts", connected(verdicts)),
+        web.get("/findings", connected(findings)),
+        web.get("/evidence/{evidence_id}", connected(evidence)),
+        web.get("/reports/compliance", connected(compliance)),
     ]
 
 

@@ -217,8 +217,11 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     such as ``30d``, ``12h``, ``90m``. ValueError says what is accepted."""
     text = value.strip()
     units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-    if len(text) > 1 and text[-1] in units and text[:-1].isdigit():
-        return (now or datetime.now(UTC)) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    if len(text) > 1 and text[-1] in units and text[:-1].isascii() and text[:-1].isdigit():
+        try:
+            return (now or datetime.now(UTC)) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+        except OverflowError:  # a span reaching back before year 1
+            raise ValueError(f"since: {value!r} reaches back before the year 1") from None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

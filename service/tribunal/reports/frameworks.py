@@ -3,6 +3,7 @@ Security Standards, each with the policies whose verdicts evidence it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -11,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tribunal.model import TribunalError
 
 FRAMEWORKS_DIR = "frameworks"
+# A catalogue id names a file of rules/frameworks: anything else (a path, a name longer than the file
+# system takes) is no catalogue, and never a path to read (``?framework=`` comes from the network).
+_CATALOGUE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class FrameworkError(TribunalError, ValueError):
@@ -87,6 +91,9 @@ def load_frameworks(rules_dir: Path) -> dict[str, Framework]:
 
 
 def _load(folder: Path, framework_id: str, chain: tuple[str, ...]) -> Framework:
+    if not _CATALOGUE_ID.fullmatch(framework_id):
+        known = ", ".join(p.stem for p in sorted(folder.glob("*.yaml"))) or "none"
+        raise FrameworkError(f"{framework_id[:80]!r}: no such framework catalogue (known: {known})")
     path = folder / f"{framework_id}.yaml"
     if framework_id in chain:
         raise FrameworkError(f"{path}: includes: cycle {' -> '.join((*chain, framework_id))}")
@@ -97,6 +104,8 @@ def _load(folder: Path, framework_id: str, chain: tuple[str, ...]) -> Framework:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise FrameworkError(f"{path}: not YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FrameworkError(f"{path}: cannot be read: {exc}") from None
     if not isinstance(doc, dict):
         raise FrameworkError(f"{path}: a catalogue is a mapping with id, title and controls")
     try:

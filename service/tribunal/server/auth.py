@@ -1,7 +1,7 @@
 """Who may use which door of the server.
 
-``/validate``, ``/healthz`` and ``/readyz`` are open: the API server and the kubelet call them. Every
-other path (``/ingest/*``, the read API, ``/metrics``) needs ``Authorization: Bearer <token>``:
+``/validate``, ``/healthz`` and ``/readyz`` are open: the API server and the kubelet call them;
+``/openapi.json`` too (it describes the API and holds no data). Every other path (``/ingest/*``, the read API, ``/metrics``) needs ``Authorization: Bearer <token>``:
 
 - a static token: ``TRIBUNAL_INGEST_TOKEN`` opens ``/ingest/*`` (producers outside the cluster),
   ``TRIBUNAL_AUTH__READ_TOKEN`` the read API and ``/metrics``;
@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/validate", "/healthz", "/readyz"})
+OPEN_PATHS = frozenset({"/validate", "/healthz", "/readyz", "/openapi.json"})
 INGEST_PREFIX = "/ingest/"
 _MAX_CACHED = 10_000
 

@@ -4,8 +4,10 @@ Per partition, fetched messages are cut into chunks and judged in the :class:`Ju
 pool's workers run chunks of several partitions, and several chunks of one partition, in parallel);
 one finisher task per partition then takes the chunks in offset order and, for each: sends the
 rejected documents to the dead-letter topic, publishes the verdicts (keyed by subject), records them,
-calls the hook with the evidence recorded for the first time, and only then marks the offsets done.
-Done offsets are committed every ``commit_interval``, on partition revoke and on stop.
+calls the hook with the evidence recorded for the first time, settles the hook's actions in the
+action outbox (retried until the store takes it: a store outage holds the partition, it never
+commits offsets past actions that are not settled), and only then marks the offsets done. Done
+offsets are committed every ``commit_interval``, on partition revoke and on stop.
 
 Idempotent on evidence id: a bounded set of the ids done in this process skips redelivered evidence
 before it is published again; across processes, a Recorder with ``record_new`` (see
@@ -34,7 +36,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from tribunal.model import EvidenceKind
 from tribunal.policy.pool import Judged, JudgePool, Outcome, RawItem, Rejected
 from tribunal.sources.metrics import PipelineMetrics
-from tribunal.store import ActionOutbox, Record, Recorder, record_claiming
+from tribunal.store import ActionOutbox, Record, Recorder, record_claiming, settle_until_done
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +164,7 @@ class KafkaSource:
         metrics: PipelineMetrics,
         *,
         on_recorded: VerdictHook | None = None,
+        hook_settles: bool = False,
     ) -> None:
         self.config = config
         self.pool = pool
@@ -170,6 +173,9 @@ class KafkaSource:
         self.on_recorded = on_recorded
         # With a hook to act and a recorder that keeps an action outbox, actions are at least once.
         self._outbox = recorder if on_recorded is not None and isinstance(recorder, ActionOutbox) else None
+        # The hook settles the outbox entries of the records it acted on itself (the Responder, which
+        # writes the outcomes in the same transaction); otherwise the source settles them after it.
+        self.hook_settles = hook_settles
         self.seen = SeenIds(config.seen_capacity)
         self._consumer: Any = None
         self._producer: Any = None
@@ -555,17 +561,21 @@ class KafkaSource:
             raise
 
     async def _settle_actions(self, acted: list[Record]) -> None:
-        if self._outbox is None:
+        """Take what the hook acted on out of the outbox, retried until the store takes it (the
+        chunk's offsets wait for it): given up, the outbox sweep would act on them a second time."""
+        if self._outbox is None or self.hook_settles:
             return
-        try:
-            await self._outbox.settle_actions([r.evidence_id for r in acted])
-        except Exception:  # they stay in the outbox: acted on again only if redelivered
-            self.metrics.delivery_errors.labels("record").inc()
-            log.exception("marking the actions of %d verdicts done failed", len(acted))
+        await settle_until_done(
+            self._outbox,
+            [r.evidence_id for r in acted],
+            on_retry=self.metrics.delivery_errors.labels("record").inc,
+        )
 
     async def publish(self, topic: str, value: bytes, key: bytes | None) -> None:
         """Publish to ``topic`` with the consumer's producer and wait for the broker's ack (the
         actions' Kafka alerts, the webhook's audit copy of admission reviews)."""
+        if self._producer is None:
+            raise RuntimeError("the Kafka producer is not started yet (waiting for the database)")
         await self._producer.send_and_wait(topic, value, key=key)
 
     def _count(self, chunk: _Chunk, rejected: list[Rejected], fresh: list[tuple[Any, Judged]]) -> None:

@@ -244,8 +244,10 @@ class WebhookMetrics:
 class AdmissionWebhook:
     """``POST /validate``. ``pool`` judges (batched by a :class:`MicroBatcher`); after the answer,
     ``act`` (the response rules) runs on the verdict and ``recorder`` keeps it with the action outcomes.
-    ``dryRun`` requests cause neither: they have no side effects. ``stop`` waits for the actions still
-    running."""
+    Without ``act`` the verdict is only handed to ``recorder``, which acts on it once it is recorded
+    (``tribunal serve`` with the SQL store: through the action outbox, so a crash after the write
+    loses no action). ``dryRun`` requests cause neither: they have no side effects. ``stop`` waits
+    for the actions still running."""
 
     def __init__(
         self,
@@ -431,11 +433,14 @@ class AdmissionWebhook:
 
     def _after(self, judged: Judged, verdict: Verdict, body: bytes, doc: dict[str, Any]) -> None:
         """Act and record off the response path. Every review answered here is recorded, or counted
-        in ``tribunal_admission_unrecorded_total`` with the reason and logged."""
+        in ``tribunal_admission_unrecorded_total`` with the reason and logged. Without ``act``, the
+        verdict is only recorded, with the subject's labels for whoever acts on it once it is
+        recorded (the recorder's action outbox)."""
         if self.audit is not None:
             self._track(self._publish_audit(body, judged.evidence_id))
         if self._act is None:
-            self._record_judged(judged, verdict, body, [])
+            labels = None if judged.evidence is not None else labels_of(EvidenceKind.ADMISSION, doc)
+            self._record_judged(judged, verdict, body, [], labels)
             return
         acting = self._track(self._act_on(judged, verdict, doc))
         self._acting.add(acting)
@@ -467,7 +472,12 @@ class AdmissionWebhook:
             return []
 
     def _record_judged(
-        self, judged: Judged, verdict: Verdict, body: bytes, outcomes: list[dict[str, Any]]
+        self,
+        judged: Judged,
+        verdict: Verdict,
+        body: bytes,
+        outcomes: list[dict[str, Any]],
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         # The store needs the record's id, kind, source and time; the Evidence is rebuilt from the
         # body only when the store writes it.
@@ -484,6 +494,7 @@ class AdmissionWebhook:
                     lambda: verdict,
                     raw=body,
                     actions=tuple(outcomes),
+                    labels=labels,
                 )
             self._record(record)
         except Exception:

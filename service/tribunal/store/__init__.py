@@ -18,28 +18,35 @@ from tribunal.store.queries import (
     ViolationRow,
 )
 from tribunal.store.recorder import (
+    SETTLE_DELAYS,
     ActionOutbox,
     BackgroundRecorder,
     ClaimingRecorder,
+    Connecting,
     LogRecorder,
+    Outcomes,
     Record,
     Recorder,
     UnsettledActions,
     record_claiming,
+    settle_until_done,
 )
 from tribunal.store.sql import SqlStore, create_store_engine
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SETTLE_DELAYS",
     "ActionOutbox",
     "ActivityRow",
     "BackgroundRecorder",
     "ClaimingRecorder",
+    "Connecting",
     "DailyViolationsRow",
     "FindingQuery",
     "FindingRow",
     "FindingStatus",
     "LogRecorder",
+    "Outcomes",
     "Page",
     "Record",
     "Recorder",
@@ -54,4 +61,5 @@ __all__ = [
     "migrate",
     "record_claiming",
     "schema_version_of",
+    "settle_until_done",
 ]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -23,7 +23,9 @@ class Record:
     ``Record(evidence, verdict, ...)`` holds the objects. :meth:`deferred` holds what a store writes
     besides them (id, kind, source, time received) and a way to build each object, run on its first
     access: a source that judged in a worker process (keeping the verdict as JSON) rebuilds only what
-    a recorder reads. The SQL store reads the verdict, never the evidence body."""
+    a recorder reads. The SQL store reads the verdict, never the evidence body. ``labels``: the
+    subject's labels, when the source read them without building the Evidence (the webhook); the
+    response rules then match on them and the Evidence is never built."""
 
     __slots__ = (
         "_evidence",
@@ -33,6 +35,7 @@ class Record:
         "actions",
         "evidence_id",
         "kind",
+        "labels",
         "raw",
         "received_at",
         "source",
@@ -44,6 +47,7 @@ class Record:
         verdict: Verdict,
         raw: bytes | None = None,
         actions: tuple[dict[str, object], ...] = (),
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self.evidence_id: str = evidence.id
         self.kind: EvidenceKind = evidence.kind
@@ -51,6 +55,7 @@ class Record:
         self.received_at: datetime = evidence.received_at
         self.raw = raw
         self.actions = actions
+        self.labels = labels
         self._evidence: Evidence | None = evidence
         self._verdict: Verdict | None = verdict
         self._load_evidence: Callable[[], Evidence] | None = None
@@ -67,11 +72,13 @@ class Record:
         load_verdict: Callable[[], Verdict],
         raw: bytes | None = None,
         actions: tuple[dict[str, object], ...] = (),
+        labels: Mapping[str, str] | None = None,
     ) -> Record:
         """A record whose Evidence and Verdict are built when first needed."""
         record = cls.__new__(cls)
         record.evidence_id, record.kind, record.source = evidence_id, kind, source
         record.received_at, record.raw, record.actions = received_at, raw, actions
+        record.labels = labels
         record._evidence = record._verdict = None
         record._load_evidence, record._load_verdict = load_evidence, load_verdict
         return record
@@ -118,15 +125,21 @@ class ClaimingRecorder(Protocol):
     async def record_new(self, records: Sequence[Record]) -> Collection[str]: ...
 
 
+Outcomes = Mapping[str, Sequence[dict[str, Any]]]
+"""Action outcomes by evidence id."""
+
+
 @runtime_checkable
 class ActionOutbox(Protocol):
     """A Recorder that keeps an outbox of actions for sources that record first and act after:
     ``record_to_act`` records and returns the ids to act on (new ones, and ones recorded before whose
-    actions never settled); ``settle_actions`` marks their actions done (the SQL store)."""
+    actions never settled); ``settle_actions`` marks their actions done and, in the same transaction,
+    records the ``outcomes`` of those it took out of the outbox (the SQL store). Settling is
+    idempotent: evidence already settled is left alone, and its outcomes are not written again."""
 
     async def record_to_act(self, records: Sequence[Record]) -> list[str]: ...
 
-    async def settle_actions(self, evidence_ids: Sequence[str]) -> None: ...
+    async def settle_actions(self, evidence_ids: Sequence[str], outcomes: Outcomes | None = None) -> None: ...
 
 
 @runtime_checkable
@@ -136,7 +149,67 @@ class UnsettledActions(Protocol):
 
     async def claim_unsettled(self, grace: timedelta, limit: int = 100) -> list[Record]: ...
 
-    async def settle_actions(self, evidence_ids: Sequence[str]) -> None: ...
+    async def settle_actions(self, evidence_ids: Sequence[str], outcomes: Outcomes | None = None) -> None: ...
+
+
+@runtime_checkable
+class Connecting(Protocol):
+    """A Recorder that may be started before its database answers (the SQL store with
+    ``wait_for_database``): ``connected`` says whether it does yet; ``wait_connected`` returns once
+    it does."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def wait_connected(self) -> None: ...
+
+
+# Waits between attempts at settling the actions of verdicts that were acted on (then every last one,
+# until it succeeds or the caller stops): settling is idempotent, and until it succeeds the outbox
+# still holds the entries, so giving up would have the outbox sweep act on them a second time.
+SETTLE_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+async def settle_until_done(
+    outbox: ActionOutbox | UnsettledActions,
+    evidence_ids: Sequence[str],
+    outcomes: Outcomes | None = None,
+    *,
+    delays: Sequence[float] = SETTLE_DELAYS,
+    on_retry: Callable[[], None] | None = None,
+) -> None:
+    """``outbox.settle_actions(evidence_ids, outcomes)``, tried again after each of ``delays`` (then
+    every last delay) until it succeeds: the store may be down or restarting. Each failure is logged
+    with its cause. Cancelled (a stop) before it succeeds, the entries stay in the outbox."""
+    if not evidence_ids:
+        return
+    attempt = 0
+    while True:
+        try:
+            if outcomes is None:
+                await outbox.settle_actions(evidence_ids)
+            else:
+                await outbox.settle_actions(evidence_ids, outcomes)
+        except Exception as exc:
+            delay = delays[min(attempt, len(delays) - 1)] if delays else 1.0
+            attempt += 1
+            if on_retry is not None:
+                on_retry()
+            log.warning(
+                "marking the actions of %d verdicts done failed (attempt %d), retrying in %g s: %s: %s",
+                len(evidence_ids),
+                attempt,
+                delay,
+                type(exc).__name__,
+                exc,
+            )
+            await asyncio.sleep(delay)
+        else:
+            if attempt:
+                log.info(
+                    "marked the actions of %d verdicts done after %d failures", len(evidence_ids), attempt
+                )
+            return
 
 
 async def record_claiming(recorder: Recorder, records: Sequence[Record]) -> list[Record]:
@@ -183,6 +256,10 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 DROP_LOG_INTERVAL = 10.0
 
 
+ActOn = Callable[[Sequence[Record]], None]
+"""Hands records to the response rules without waiting (the Responder's ``spawn``)."""
+
+
 class BackgroundRecorder:
     """Queues records and writes them in batches from one background task.
 
@@ -191,7 +268,15 @@ class BackgroundRecorder:
     full (the store has been down or slow for a while) the record is dropped and counted in
     ``dropped``, so the memory a store outage costs is bounded by ``max_queue``. ``put`` waits for
     room instead (back-pressure). ``stop`` writes what is queued, for at most ``drain_seconds``; what a
-    store that is still down did not take by then is counted in ``dropped``."""
+    store that is still down did not take by then is counted in ``dropped``.
+
+    With ``act`` and a recorder that keeps an action outbox (:class:`ActionOutbox`), each batch is
+    recorded into the outbox (``record_to_act``) and the records to act on are handed to ``act`` once
+    they are in it: a crash after the write is acted on by the outbox sweep. ``act_unrecorded`` gets
+    the records the store never took (dropped, or given up): their actions still run, outside the
+    outbox. A recorder that is :class:`Connecting` is waited for before the first write.
+    ``owns_recorder``: ``start`` and ``stop`` start and stop the recorder too (not when the
+    composition runs the store as a component of its own)."""
 
     def __init__(
         self,
@@ -201,14 +286,22 @@ class BackgroundRecorder:
         *,
         retry_delays: Sequence[float] = RETRY_DELAYS,
         drain_seconds: float = 20.0,
+        act: ActOn | None = None,
+        act_unrecorded: ActOn | None = None,
+        owns_recorder: bool = True,
     ) -> None:
         self.recorder = recorder
         self.batch_size = batch_size
         self.retry_delays = tuple(retry_delays)
         self.drain_seconds = drain_seconds
+        self.act = act
+        self.act_unrecorded = act_unrecorded
+        self.owns_recorder = owns_recorder
+        self._outbox = recorder if act is not None and isinstance(recorder, ActionOutbox) else None
         self._queue: asyncio.Queue[Record] = asyncio.Queue(max_queue)
         self._task: asyncio.Task[None] | None = None
         self._writing = 0  # records of the batch being written (or retried)
+        self._batch: list[Record] = []
         self.recorded = 0
         self.failed = 0
         self.dropped = 0
@@ -217,26 +310,36 @@ class BackgroundRecorder:
         self._drop_logged_at: float | None = None
 
     async def start(self) -> None:
-        await self.recorder.start()
+        if self.owns_recorder:
+            await self.recorder.start()
         self._task = asyncio.create_task(self._run(), name="tribunal-recorder")
 
     async def stop(self) -> None:
         if self._task is not None:
-            try:
-                await asyncio.wait_for(self._queue.join(), self.drain_seconds)
-            except TimeoutError:
-                unwritten = self._writing + self._queue.qsize()
+            # A store that never connected takes nothing: no point waiting for it.
+            never = isinstance(self.recorder, Connecting) and not self.recorder.connected
+            if never:
+                unwritten = self._queue.qsize()
+            else:
+                try:
+                    await asyncio.wait_for(self._queue.join(), self.drain_seconds)
+                    unwritten = 0
+                except TimeoutError:
+                    unwritten = self._writing + self._queue.qsize()
+            if unwritten:
                 self.dropped += unwritten
                 log.error(
                     "stopped with %d verdicts not written: the store did not take them within %g s",
                     unwritten,
-                    self.drain_seconds,
+                    0 if never else self.drain_seconds,
                 )
+                self._unrecorded([*self._batch, *self._drain_queue()])
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.recorder.stop()
+        if self.owns_recorder:
+            await self.recorder.stop()
 
     @property
     def queued(self) -> int:
@@ -255,6 +358,7 @@ class BackgroundRecorder:
         except asyncio.QueueFull:
             self.dropped += 1
             self._log_drops()
+            self._unrecorded([record])
             return False
         return True
 
@@ -278,27 +382,50 @@ class BackgroundRecorder:
         )
         self._drops_logged, self._drop_logged_at = self.dropped, now
 
+    def _drain_queue(self) -> list[Record]:
+        records = []
+        while not self._queue.empty():
+            records.append(self._queue.get_nowait())
+            self._queue.task_done()
+        return records
+
+    def _unrecorded(self, records: Sequence[Record]) -> None:
+        """Records the store will not take: acted on all the same, outside the outbox."""
+        if records and self.act_unrecorded is not None:
+            try:
+                self.act_unrecorded(records)
+            except Exception:
+                log.exception("acting on %d verdicts that were not recorded failed", len(records))
+
     async def _run(self) -> None:
+        if isinstance(self.recorder, Connecting) and not self.recorder.connected:
+            await self.recorder.wait_connected()
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             self._writing = len(batch)
+            self._batch = batch
             try:
                 await self._write(batch)
             finally:
                 self._writing = 0
+                self._batch = []
                 for _ in batch:
                     self._queue.task_done()
 
     async def _write(self, batch: list[Record]) -> None:
         for attempt, delay in enumerate((*self.retry_delays, None), 1):
             try:
-                await self.recorder.record(batch)
+                if self._outbox is not None:
+                    to_act = set(await self._outbox.record_to_act(batch))
+                else:
+                    await self.recorder.record(batch)
             except Exception as exc:  # logged and counted; the source keeps serving
                 if delay is None:
                     self.failed += len(batch)
                     log.exception("recording %d verdicts failed %d times; given up", len(batch), attempt)
+                    self._unrecorded(batch)
                     return
                 self.retries += 1
                 log.warning(
@@ -313,4 +440,13 @@ class BackgroundRecorder:
                 await asyncio.sleep(delay)
             else:
                 self.recorded += len(batch)
+                if self.act is not None:
+                    acting = batch if self._outbox is None else [r for r in batch if r.evidence_id in to_act]
+                    if acting:
+                        try:
+                            self.act(acting)
+                        except Exception:  # a bug handing them over; the outbox sweep acts later
+                            log.exception(
+                                "handing %d recorded verdicts to the response rules failed", len(acting)
+                            )
                 return

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -45,11 +46,14 @@ from tribunal.store.queries import (
     encode_cursor,
 )
 from tribunal.store.raw import DEFAULT_LEVEL, RawCodec
-from tribunal.store.recorder import Record
+from tribunal.store.recorder import Outcomes, Record
 from tribunal.store.write import CHUNK, VIOLATIONS_JSON, RecordWriter, aware
 
 log = logging.getLogger("tribunal.store")
 SQLITE_MIN = (3, 35)  # RETURNING (3.35) and UPDATE ... FROM (3.33)
+# Waits between attempts at connecting to a database that does not answer at start (then every last
+# one, until it does): a database starting beside the service, or away for a while.
+CONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
 
 def create_store_engine(url: str, thread_nice: int = 0) -> AsyncEngine:
@@ -143,7 +147,13 @@ class SqlStore:
     zstd-compressed at ``compress_level`` (1-19; any level, and the zlib of earlier versions, reads
     back the same). Raw bodies are redacted before they are written, as ``redaction`` says
     (``tribunal.model.redact``: secret values replaced by a marker; ``none`` keeps them whole). On
-    SQLite, ``thread_nice`` lowers the priority of the connections' threads."""
+    SQLite, ``thread_nice`` lowers the priority of the connections' threads.
+
+    With ``wait_for_database``, ``start`` does not fail when the database does not answer yet: it
+    tries again in the background after each of ``connect_delays`` (then every last one), logging
+    each failure with its cause, until it connects or ``stop``. Meanwhile ``connected`` is false,
+    ``probe`` says why (a readiness check), the store's methods fail as in an outage, and
+    ``wait_connected`` waits. A wrong URL or a schema newer than this version still fails at once."""
 
     def __init__(
         self,
@@ -154,8 +164,16 @@ class SqlStore:
         compress_level: int = DEFAULT_LEVEL,
         thread_nice: int = 0,
         redaction: Redaction | str = Redaction.SECRETS,
+        wait_for_database: bool = False,
+        connect_delays: Sequence[float] = CONNECT_DELAYS,
     ) -> None:
         self.url = url
+        self.wait_for_database = wait_for_database
+        self.connect_delays = tuple(connect_delays) or (1.0,)
+        self._connected = asyncio.Event()
+        self._connecting: asyncio.Task[None] | None = None
+        self._connect_error: str | None = None
+        self._connect_attempts = 0
         self.redaction = Redaction(redaction)
         self.thread_nice = thread_nice
         self.retention = retention
@@ -169,42 +187,118 @@ class SqlStore:
     @property
     def engine(self) -> AsyncEngine:
         if self._engine is None:
-            raise StoreError("the store is not started")
+            raise StoreError(self._not_started())
         return self._engine
 
     @property
     def writer(self) -> RecordWriter:
         """The write path for this store's dialect (see ``write.py``)."""
         if self._writer is None:
-            raise StoreError("the store is not started")
+            raise StoreError(self._not_started())
         return self._writer
+
+    def _not_started(self) -> str:
+        if self._connecting is not None:
+            return f"the store is not connected yet: {self.probe()}"
+        return "the store is not started"
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def start(self) -> None:
-        """Connect and upgrade the schema in place; prune when retention is set."""
-        if self._engine is not None:
+        """Connect and upgrade the schema in place; prune when retention is set. With
+        ``wait_for_database``, a database that does not answer is tried again in the background."""
+        if self._engine is not None or self._connecting is not None:
             raise StoreError("the store is already started")
-        self._engine = create_store_engine(self.url, self.thread_nice)
-        self._writer = RecordWriter(self._engine.dialect.name, self._codec, self.redaction)
+        if not self.wait_for_database:
+            await self._connect()
+            return
         try:
-            applied = await migrate(self._engine)
-        except Exception:
-            await self._engine.dispose()
-            self._engine = None
-            self._writer = None
+            await self._connect()
+        except StoreError:  # misconfigured (the URL, a newer schema): waiting will not help
             raise
+        except Exception as exc:
+            delay = self._connect_failed(exc)
+            self._connecting = asyncio.create_task(
+                self._keep_connecting(delay), name="tribunal-store-connect"
+            )
+
+    async def _connect(self) -> None:
+        engine = create_store_engine(self.url, self.thread_nice)
+        writer = RecordWriter(engine.dialect.name, self._codec, self.redaction)
+        try:
+            applied = await migrate(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        self._engine, self._writer = engine, writer
+        self._connect_error = None
+        self._connected.set()
+        if self._connect_attempts:
+            log.info("connected to the database after %d failed attempts", self._connect_attempts)
         if applied:
             log.info("database schema upgraded: applied %s", applied)
         await self._maybe_prune()
 
+    def _connect_failed(self, exc: BaseException) -> float:
+        """Log a failed attempt (once, with its cause) and return the wait before the next."""
+        delay = self.connect_delays[min(self._connect_attempts, len(self.connect_delays) - 1)]
+        self._connect_attempts += 1
+        self._connect_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        log.warning(
+            "the database (%s) does not answer (attempt %d): %s; trying again in %g s",
+            _safe_url(self.url),
+            self._connect_attempts,
+            self._connect_error,
+            delay,
+        )
+        return delay
+
+    async def _keep_connecting(self, delay: float) -> None:
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._connect()
+            except Exception as exc:
+                if self._engine is not None:  # connected; only pruning failed
+                    log.exception("pruning at start failed")
+                    return
+                delay = self._connect_failed(exc)
+            else:
+                return
+
+    @property
+    def connected(self) -> bool:
+        """True once the store has connected (and upgraded the schema)."""
+        return self._connected.is_set()
+
+    async def wait_connected(self) -> None:
+        """Return once the store has connected."""
+        await self._connected.wait()
+
+    def probe(self) -> str | None:
+        """For a ReadinessCheck: None once connected, else why not yet."""
+        if self.connected:
+            return None
+        if self._connect_error is None:
+            return "connecting to the database"
+        return (
+            f"the database does not answer ({self._connect_attempts} attempts; last: "
+            f"{self._connect_error}); trying again"
+        )
+
     async def stop(self) -> None:
-        """Close every connection; safe to call twice."""
+        """Close every connection (and stop trying to connect); safe to call twice."""
+        if self._connecting is not None:
+            task, self._connecting = self._connecting, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
+        self._connected.clear()
 
     async def __aenter__(self) -> SqlStore:
         await self.start()
@@ -316,15 +410,26 @@ class SqlStore:
             await self.settle_actions(dropped)
         return records
 
-    async def settle_actions(self, evidence_ids: Sequence[str]) -> None:
-        """Take evidence out of the action outbox: its actions have run."""
+    async def settle_actions(self, evidence_ids: Sequence[str], outcomes: Outcomes | None = None) -> None:
+        """Take evidence out of the action outbox: its actions have run. In the same transaction,
+        record the ``outcomes`` (by evidence id) of the evidence this call took out. Idempotent:
+        evidence already settled (by a try whose answer was lost, or by whoever acted first) is left
+        alone, and its outcomes are not written a second time."""
         ids = sorted(set(evidence_ids))
         if not ids:
             return
         pending = schema.pending_actions
         async with self._write() as conn:
+            settled: list[str] = []
             for chunk in _chunks(ids):
-                await conn.execute(pending.delete().where(pending.c.evidence_id.in_(chunk)))
+                result = await conn.execute(
+                    pending.delete().where(pending.c.evidence_id.in_(chunk)).returning(pending.c.evidence_id)
+                )
+                settled.extend(row[0] for row in result)
+            if outcomes:
+                written = [(i, outcomes[i]) for i in sorted(settled) if outcomes.get(i)]
+                if written:
+                    await self.writer.write_outcomes(conn, written)
 
     async def record_actions(self, evidence_id: str, outcomes: Sequence[dict[str, Any]]) -> None:
         """Add the outcomes of actions taken after the verdict was recorded (the Kafka path records
@@ -621,6 +726,14 @@ def _cursor_time(value: Any) -> datetime:
         return aware(datetime.fromisoformat(str(value)))
     except ValueError:
         raise StoreError("cursor: not a cursor this store gave") from None
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without its password, for logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "?"
 
 
 def _ordered(records: Sequence[Record]) -> list[Record]:

@@ -330,6 +330,15 @@ class RecordWriter:
         run = await self._statements(conn)
         await run.run_many(self._actions_sql, list(self.action_rows(evidence_id, outcomes)))
 
+    async def write_outcomes(
+        self, conn: AsyncConnection, outcomes: Sequence[tuple[str, Sequence[dict[str, Any]]]]
+    ) -> None:
+        """Add the action outcomes of several pieces of recorded evidence, in one statement."""
+        rows = [row for evidence_id, items in outcomes for row in self.action_rows(evidence_id, items)]
+        if rows:
+            run = await self._statements(conn)
+            await run.run_many(self._actions_sql, rows)
+
     async def _statements(self, conn: AsyncConnection) -> _Statements:
         if self.postgresql:
             return _AlchemyStatements(conn)

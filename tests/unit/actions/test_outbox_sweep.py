@@ -94,3 +94,43 @@ async def test_stop_is_bounded_while_acting_and_leaves_the_batch_unsettled() -> 
     await asyncio.wait_for(sweep.stop(), 10)
     assert outbox.settled == [] and "stuck" in outbox.pending
     assert _value(registry, "tribunal_outbox_replayed_total") == 0
+
+
+async def test_entries_this_process_holds_are_left_to_it_and_a_settling_respond_is_not_settled_again() -> (
+    None
+):
+    outbox, acted, registry = MemoryOutbox(["held", "free"]), [], CollectorRegistry()
+
+    async def respond(records: Sequence[Record]) -> None:  # the Responder: it settles itself
+        acted.extend(r.evidence_id for r in records)
+        await outbox.settle_actions([r.evidence_id for r in records])
+
+    sweep = OutboxSweep(
+        outbox, respond, registry, grace=60, settle=False, holding=lambda evidence_id: evidence_id == "held"
+    )
+    assert await sweep.sweep() == 1
+    assert acted == ["free"] and outbox.settled == ["free"]  # "held" is acted on and settled elsewhere
+    assert "held" in outbox.pending and _value(registry, "tribunal_outbox_replayed_total") == 1
+
+
+async def test_a_settle_that_fails_is_retried_not_left_for_the_next_pass() -> None:
+    outbox, registry = MemoryOutbox(["a"]), CollectorRegistry()
+    failures = 2
+    settle = outbox.settle_actions
+
+    async def flaky_settle(evidence_ids: Sequence[str]) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("the database is away")
+        await settle(evidence_ids)
+
+    outbox.settle_actions = flaky_settle  # type: ignore[method-assign]
+    acted: list[str] = []
+
+    async def respond(records: Sequence[Record]) -> None:
+        acted.extend(r.evidence_id for r in records)
+
+    sweep = OutboxSweep(outbox, respond, registry, grace=60)
+    assert await sweep.sweep() == 1
+    assert acted == ["a"] and outbox.settled == ["a"] and failures == 0

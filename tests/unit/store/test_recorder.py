@@ -150,3 +150,97 @@ async def test_stop_gives_up_on_a_store_that_stays_down_and_counts_what_it_held(
     assert (bg.recorded, bg.failed, bg.dropped) == (0, 0, 5)
     assert bg.retries > 0
     assert any("stopped with 5 verdicts not written" in r.getMessage() for r in caplog.records)
+
+
+class OutboxRecorder(ListRecorder):
+    """A recorder with an action outbox: ``record_to_act`` records like ``record`` and returns the ids
+    not recorded before; ``connected`` starts false when ``connect_later``."""
+
+    def __init__(self, failures: int = 0, connect_later: bool = False) -> None:
+        super().__init__(failures=failures)
+        self.seen: set[str] = set()
+        self.settled: list[str] = []
+        self._connected = asyncio.Event()
+        if not connect_later:
+            self._connected.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self) -> None:
+        await self._connected.wait()
+
+    def connect(self) -> None:
+        self._connected.set()
+
+    async def record_to_act(self, records: Sequence[Record]) -> list[str]:
+        assert self.connected, "written before the store connected"
+        await self.record(records)
+        fresh = [r.evidence_id for r in records if r.evidence_id not in self.seen]
+        self.seen.update(fresh)
+        return fresh
+
+    async def settle_actions(self, evidence_ids: Sequence[str], outcomes: object = None) -> None:
+        self.settled.extend(evidence_ids)
+
+
+async def test_with_an_outbox_a_batch_is_acted_on_once_written_and_a_repeat_not_again(
+    records: list[Record],
+) -> None:
+    sink, acted = OutboxRecorder(), []
+    bg = BackgroundRecorder(sink, batch_size=10, act=lambda rs: acted.append([r.evidence_id for r in rs]))
+    await bg.start()
+    for r in records[:3]:
+        bg.submit(r)
+    await bg.flush()
+    for r in records[2:]:  # uid-2 again: recorded before, not acted on twice
+        bg.submit(r)
+    await bg.stop()
+    assert sink.batches == [["uid-0", "uid-1", "uid-2"], ["uid-2", "uid-3", "uid-4"]]
+    assert acted == [["uid-0", "uid-1", "uid-2"], ["uid-3", "uid-4"]]
+
+
+async def test_records_the_store_never_takes_are_acted_on_outside_the_outbox(
+    records: list[Record],
+) -> None:
+    sink, acted, unrecorded = OutboxRecorder(failures=-1), [], []
+    bg = BackgroundRecorder(
+        sink,
+        max_queue=2,
+        retry_delays=(0.01,),
+        act=acted.extend,
+        act_unrecorded=lambda rs: unrecorded.extend(r.evidence_id for r in rs),
+    )
+    await bg.start()
+    assert bg.offer(records[0]) and bg.offer(records[1])
+    assert not bg.offer(records[2])  # the queue is full: dropped, and acted on at once
+    assert unrecorded == ["uid-2"]
+    await bg.flush()  # the store refuses every write: given up, and acted on
+    await bg.stop()
+    assert acted == [] and sorted(unrecorded) == ["uid-0", "uid-1", "uid-2"]
+    assert bg.failed == 2 and bg.dropped == 1
+
+
+async def test_nothing_is_written_before_a_connecting_store_connects(records: list[Record]) -> None:
+    sink, acted = OutboxRecorder(connect_later=True), []
+    bg = BackgroundRecorder(sink, act=acted.extend, owns_recorder=False)
+    await bg.start()
+    bg.submit(records[0])
+    await asyncio.sleep(0.05)
+    assert sink.attempts == 0 and bg.queued == 1  # waiting, not failing and giving up
+    sink.connect()
+    await bg.flush()
+    await bg.stop()
+    assert sink.batches == [["uid-0"]] and [r.evidence_id for r in acted] == ["uid-0"]
+    assert not sink.stopped  # owns_recorder=False: the store is stopped by whoever started it
+
+
+async def test_stop_does_not_wait_for_a_store_that_never_connected(records: list[Record]) -> None:
+    sink, unrecorded = OutboxRecorder(connect_later=True), []
+    bg = BackgroundRecorder(sink, act=list, act_unrecorded=unrecorded.extend, drain_seconds=60)
+    await bg.start()
+    bg.submit(records[0])
+    async with asyncio.timeout(5):
+        await bg.stop()
+    assert bg.dropped == 1 and [r.evidence_id for r in unrecorded] == ["uid-0"]

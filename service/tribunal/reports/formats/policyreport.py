@@ -5,6 +5,7 @@ resource (fail), or one control passing in the scope; controls not assessed are 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -114,8 +115,20 @@ def _timestamp(at: datetime) -> dict[str, int]:
     return {"seconds": seconds, "nanos": at.microsecond * 1000}
 
 
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's dumper, quoting also the strings YAML 1.2 readers (kubectl's, Go's yaml) take for
+    numbers and PyYAML does not: ``1e10``, ``-2E+5`` (a namespace may well be called ``1e10``)."""
+
+
+_Dumper.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def render(report: ComplianceReport) -> bytes:
-    return yaml.safe_dump_all(build(report), sort_keys=False).encode()
+    return yaml.dump_all(build(report), Dumper=_Dumper, sort_keys=False).encode()
 
 
 FORMAT = Format("policyreport", "application/yaml", ".yaml", render)
