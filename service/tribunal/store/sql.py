@@ -84,10 +84,41 @@ def create_store_engine(url: str, thread_nice: int = 0) -> AsyncEngine:
     if backend == "postgresql":
         if parsed.get_driver_name() != "asyncpg":
             raise StoreError(f"database_url: use postgresql+asyncpg://, not {parsed.drivername}://")
-        return create_async_engine(parsed, pool_pre_ping=True)
+        engine = create_async_engine(parsed, pool_pre_ping=True)
+        _postgres_text_without_nul(engine)
+        return engine
     raise StoreError(
         f"database_url: unsupported database {backend!r} (sqlite+aiosqlite or postgresql+asyncpg)"
     )
+
+
+NUL_REPLACEMENT = "\ufffd"
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every NUL character of a string (or of the strings in a tuple, list or dict)
+    replaced by U+FFFD: PostgreSQL's text cannot hold NUL, and evidence may carry one (a Falco command
+    line, a hostile review). Raw evidence bodies are bytes and keep theirs."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_REPLACEMENT) if "\x00" in value else value
+    if isinstance(value, tuple):
+        return tuple(without_nul(v) for v in value)
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {k: without_nul(v) for k, v in value.items()}
+    return value
+
+
+def _postgres_text_without_nul(engine: AsyncEngine) -> None:
+    """Every statement's string parameters on PostgreSQL go through :func:`without_nul`, so no text a
+    document carries fails a write (which would fail its whole batch) or a query (a 500)."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute", retval=True)
+    def _clean(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> tuple[str, Any]:
+        return statement, without_nul(parameters)
 
 
 def lower_thread_priority(nice: int) -> int:
