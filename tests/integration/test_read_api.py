@@ -97,3 +97,16 @@ async def test_compliance_report_and_evidence_over_http(
     assert "<svg" in await page.text()
     raw = await client.get("/evidence/r03")
     assert raw.status == 200 and await raw.read() == b'{"doc": "r03"}'
+
+
+async def test_one_verdict_by_its_evidence_id(client: TestClient[web.Request, web.Application]) -> None:
+    """Where an alert's generatorURL points (actions.external_url + /verdicts/<id>)."""
+    resp = await client.get("/verdicts/r04")
+    assert resp.status == 200 and resp.content_type == "application/json"
+    verdict = await resp.json()
+    assert verdict["evidence_id"] == "r04" and verdict["decision"] == "deny"
+    assert [v["policy"] for v in verdict["violations"]] == ["privileged_containers"]
+    allowed = await (await client.get("/verdicts/r03")).json()
+    assert allowed["evidence_id"] == "r03" and allowed["decision"] != "deny"
+    missing = await client.get("/verdicts/unknown")
+    assert missing.status == 404 and "no such evidence id" in (await missing.json())["error"]

@@ -83,6 +83,13 @@ def read_api_routes(
             return _bad_request(exc)
         return web.Response(body=page.model_dump_json(), content_type=_JSON)
 
+    async def verdict(request: web.Request) -> web.Response:
+        evidence_id = request.match_info["evidence_id"]
+        found = await store.get_verdict(evidence_id)
+        if found is None:
+            return _error(404, "verdict: no such evidence id")
+        return web.Response(body=found.model_dump_json(), content_type=_JSON)
+
     async def evidence(request: web.Request) -> web.Response:
         evidence_id = request.match_info["evidence_id"]
         found = None if "\x00" in evidence_id else await store.get_evidence(evidence_id)
@@ -124,6 +131,7 @@ def read_api_routes(
 
     return [
         web.get("/verdicts", connected(verdicts)),
+        web.get("/verdicts/{evidence_id}", connected(verdict)),
         web.get("/findings", connected(findings)),
         web.get("/evidence/{evidence_id}", connected(evidence)),
         web.get("/reports/compliance", connected(compliance)),

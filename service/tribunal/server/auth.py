@@ -1,7 +1,8 @@
 """Who may use which door of the server.
 
 ``/validate``, ``/healthz`` and ``/readyz`` are open: the API server and the kubelet call them;
-``/openapi.json`` too (it describes the API and holds no data). Every other path (``/ingest/*``, the read API, ``/metrics``) needs ``Authorization: Bearer <token>``:
+``/openapi.json`` too (it describes the API and holds no data). Every other path (``/ingest/*``,
+the read API, ``/metrics``) needs ``Authorization: Bearer <token>``:
 
 - a static token: ``TRIBUNAL_INGEST_TOKEN`` opens ``/ingest/*`` (producers outside the cluster),
   ``TRIBUNAL_AUTH__READ_TOKEN`` the read API and ``/metrics``;

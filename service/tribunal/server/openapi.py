@@ -89,6 +89,7 @@ def openapi_document(frameworks: Iterable[str] = ()) -> dict[str, Any]:
             "/ingest/falco": {"post": _ingest("falco", "FalcoAlert", yaml=False)},
             "/ingest/trivy": {"post": _ingest("trivy", "TrivyEvidence", yaml=True)},
             "/verdicts": {"get": _verdicts(verdict_query)},
+            "/verdicts/{evidence_id}": {"get": _verdict()},
             "/findings": {"get": _findings(finding_query)},
             "/evidence/{evidence_id}": {"get": _evidence()},
             "/reports/compliance": {"get": _compliance(list(frameworks))},
@@ -331,6 +332,29 @@ def _findings(query: Mapping[str, Any]) -> dict[str, Any]:
         "summary": "Findings (one per policy and subject), most recently seen first.",
         "parameters": _parameters(query, lists=("policy",)),
         "responses": {"200": _answer("One page of findings.", _ref("Page_FindingRow_")), **_read_errors()},
+    }
+
+
+def _evidence_id() -> dict[str, Any]:
+    return {
+        "name": "evidence_id",
+        "in": "path",
+        "required": True,
+        "description": "The AdmissionReview uid, Falco uuid or content hash (sha256:…).",
+        "schema": {"type": "string", "minLength": 1},
+    }
+
+
+def _verdict() -> dict[str, Any]:
+    return {
+        "operationId": "get_verdict",
+        "tags": ["read"],
+        "summary": "The verdict recorded for a piece of evidence (where alerts' generatorURL points).",
+        "parameters": [_evidence_id()],
+        "responses": {
+            "200": _answer("The verdict.", _ref("VerdictRow")),
+            "404": _error("No verdict was recorded for this id."),
+        },
     }
 
 

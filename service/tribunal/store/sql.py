@@ -519,6 +519,18 @@ class SqlStore:
             pruned_at=row["pruned_at"],
         )
 
+    async def get_verdict(self, evidence_id: str) -> VerdictRow | None:
+        """The verdict recorded for ``evidence_id``, with its violations; None when there is none."""
+        v = schema.verdicts
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(v).where(v.c.evidence_id == evidence_id))).mappings().first()
+        if row is None:
+            return None
+        r = dict(row)
+        return VerdictRow.model_validate(
+            {**r, "namespace": r["namespace"] or None, "violations": orjson.loads(r["violations"])}
+        )
+
     async def verdicts(self, query: VerdictQuery) -> Page[VerdictRow]:
         """Verdicts newest first (by time received), with their violations."""
         v = schema.verdicts
