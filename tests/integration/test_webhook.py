@@ -250,6 +250,11 @@ async def test_errors_name_the_field(start_server: StartServer, http) -> None:  
     status, error = await post(http, server.url, doc)
     assert status == 400
     assert error["field"] == "request.operation"
+    # Refused before judging, so no answer (the failure policy's, an exempt one) can echo it.
+    for namespace in ("shop", "kube-system"):
+        odd = review(pod(PRIVILEGED), uid="f-2", namespace=namespace, api_version="admission.k8s.io/v9")
+        status, error = await post(http, server.url, odd)
+        assert status == 400 and error["field"] == "apiVersion", namespace
 
 
 async def test_health_readiness_and_metrics(start_server: StartServer, http) -> None:  # type: ignore[no-untyped-def]

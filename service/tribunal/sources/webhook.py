@@ -34,6 +34,7 @@ from tribunal.model import (
     parse_evidence,
     update_changes_nothing_judged,
 )
+from tribunal.model.admission import ADMISSION_API_VERSIONS
 from tribunal.model.labels import labels_of
 from tribunal.policy import EvaluationTimeout, Judged, Outcome, RawItem, Rejected
 from tribunal.sources.body import BodyError, answer_refusal, read_limited
@@ -568,6 +569,9 @@ def decode_review(body: bytes) -> Any:
         raise BadReview(f"not valid JSON: {exc}") from None
     if not isinstance(doc, dict) or doc.get("kind") != "AdmissionReview":
         raise BadReview("expected a JSON object of kind AdmissionReview", "kind")
+    if doc.get("apiVersion") not in ADMISSION_API_VERSIONS:
+        # Checked here too, not only by the model: every answer echoes it, the failure policy's included.
+        raise BadReview(f"apiVersion: expected one of {', '.join(ADMISSION_API_VERSIONS)}", "apiVersion")
     if not isinstance(doc.get("request"), dict):
         raise BadReview("an AdmissionReview to answer must hold a request", "request")
     return doc
