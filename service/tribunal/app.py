@@ -36,6 +36,7 @@ from tribunal.server import (
     KubernetesTokenReviewer,
     ReadinessCheck,
     Server,
+    stop_in_reverse,
 )
 from tribunal.server.openapi import openapi_routes
 from tribunal.settings import Settings
@@ -237,7 +238,6 @@ def build_server(
         deliver,
         # The ingest token is checked with every other door's credentials (build_authenticator).
         IngestConfig(
-            token=None,
             max_body_bytes=settings.max_document_bytes,
             body_read_timeout_seconds=settings.body_read_timeout_seconds,
         ),
@@ -375,12 +375,7 @@ class StartedWhenConnected:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        while self._started:
-            component = self._started.pop()
-            try:
-                await component.stop()
-            except Exception:
-                log.exception("stopping %s failed", type(component).__name__)
+        await stop_in_reverse(self._started)
 
     def probe(self) -> str | None:
         """What failed to start once the store connected (waiting for it is the store's check)."""

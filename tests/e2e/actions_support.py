@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
-from prometheus_client import CollectorRegistry
 
 from tests.e2e.conftest import RELEASE_NAMESPACE, apply, ensure_namespace, render_chart
 from tests.e2e.control_plane import ControlPlane
-from tribunal.actions import Dispatcher, ImageBlocklist, build_dispatcher
+from tests.integration.actions.conftest import MakeDispatcher, dispatchers
+from tribunal.actions import Dispatcher
 from tribunal.settings import Settings
 
 RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
@@ -476,9 +476,6 @@ def rules(*actions: str, dedupe: str = "0", name: str = "r") -> str:
     return f"rules:\n  - name: {name}\n    dedupe: {dedupe}\n    actions:\n{lines}\n"
 
 
-MakeDispatcher = Callable[..., Awaitable[Dispatcher]]
-
-
 @pytest.fixture
 async def chart_dispatcher(
     chart_identity: Identity,
@@ -493,41 +490,20 @@ async def chart_dispatcher(
     retries; stopped after the test."""
     granted = deployment_settings(chart_values)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # the kubeconfig, not in-cluster config
-    started: list[Dispatcher] = []
+    defaults = {
+        "namespace": RELEASE_NAMESPACE,  # TRIBUNAL_NAMESPACE, as the chart sets it
+        "actions": {"kubeconfig": chart_identity.kubeconfig, **granted},
+    }
+    async with dispatchers(tmp_path, defaults) as make:
 
-    async def make(
-        rules_yaml: str | None = None,
-        *,
-        rules_dir: Path | None = None,
-        kubeconfig: Path | None = None,
-        actions: dict[str, Any] | None = None,
-        blocklist: ImageBlocklist | None = None,
-        registry: CollectorRegistry | None = None,
-        **overrides: Any,
-    ) -> Dispatcher:
-        if rules_dir is None:
-            rules_dir = tmp_path / f"rules-{len(started)}"
-            (rules_dir / "response").mkdir(parents=True)
-            (rules_dir / "response" / "rules.yaml").write_text(rules_yaml or "rules: []\n")
-        settings = Settings.model_validate(
-            {
-                "rules_dir": rules_dir,
-                "namespace": RELEASE_NAMESPACE,  # TRIBUNAL_NAMESPACE, as the chart sets it
-                "actions": {
-                    "state_dir": tmp_path / "state",
-                    "backoff_seconds": 0,
-                    "kubeconfig": kubeconfig or chart_identity.kubeconfig,
-                    **granted,
-                    **(actions or {}),
-                },
-                **overrides,
-            }
-        )
-        dispatcher = build_dispatcher(settings, registry or CollectorRegistry(), blocklist=blocklist)
-        await dispatcher.start()
-        started.append(dispatcher)
-        return dispatcher
+        async def make_as(
+            rules_yaml: str | None = None,
+            *,
+            kubeconfig: Path | None = None,
+            actions: dict[str, Any] | None = None,
+            **kwargs: Any,
+        ) -> Dispatcher:
+            identity = {"kubeconfig": kubeconfig} if kubeconfig is not None else {}
+            return await make(rules_yaml, actions={**identity, **(actions or {})}, **kwargs)
 
-    yield make
-    for dispatcher in started:
-        await dispatcher.stop()
+        yield make_as

@@ -31,6 +31,36 @@ RELEASE_NAMESPACE = "tribunal-system"
 SERVICE_HOST = f"tribunal.{RELEASE_NAMESPACE}.svc"
 
 
+RESTRICTED_CONTAINER: dict[str, Any] = {
+    "name": "app",
+    "image": "ghcr.io/example/checkout:1.4.2",
+    "resources": {
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+    },
+    "securityContext": {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    },
+}
+RESTRICTED_POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def compliant_pod(name: str = "web", **spec: Any) -> dict[str, Any]:
+    """A pod every admission policy admits (Pod Security restricted, limits, a pinned tag)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"securityContext": RESTRICTED_POD_SECURITY, "containers": [RESTRICTED_CONTAINER], **spec},
+    }
+
+
 def render_chart(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every object of the chart, rendered by Helm's own engine as ``helm install tribunal`` would."""
     chart = helm.Chart.load(str(CHART))

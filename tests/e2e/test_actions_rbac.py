@@ -48,7 +48,13 @@ from tests.e2e.actions_support import (
     rules_review,
     with_values,
 )
-from tests.e2e.conftest import RELEASE_NAMESPACE, SERVICE_HOST, StartTribunal
+from tests.e2e.conftest import (
+    RELEASE_NAMESPACE,
+    RESTRICTED_CONTAINER,
+    SERVICE_HOST,
+    StartTribunal,
+    compliant_pod,
+)
 from tests.e2e.control_plane import ControlPlane
 from tests.integration.actions.conftest import verdict
 from tribunal.actions import kube
@@ -281,33 +287,10 @@ CHECKOUT_DIGEST = "sha256:8d4b2c6e0f1a3b5c7d9e1f3a5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d
 
 def restricted_pod(name: str, image: str) -> dict[str, Any]:
     """A pod that passes every admission policy (Pod Security restricted, limits, a pinned tag)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": {"app": "checkout"}},
-        "spec": {
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 10001,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "app",
-                    "image": image,
-                    "resources": {
-                        "limits": {"cpu": "500m", "memory": "256Mi"},
-                        "requests": {"cpu": "100m", "memory": "128Mi"},
-                    },
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                }
-            ],
-        },
-    }
+    pod = compliant_pod(name)
+    pod["metadata"]["labels"] = {"app": "checkout"}
+    pod["spec"]["containers"] = [{**RESTRICTED_CONTAINER, "image": image}]
+    return pod
 
 
 async def refusal(core: client.CoreV1Api, namespace: str, pod: dict[str, Any], dry_run: bool) -> str | None:

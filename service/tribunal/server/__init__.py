@@ -1,7 +1,7 @@
 """The HTTP(S) server every endpoint shares: lifecycle, TLS, health, readiness and metrics."""
 
 from tribunal.server.auth import Authenticator, Identity, ReviewUnavailable, TokenReviewer
-from tribunal.server.http import Component, ReadinessCheck, Server
+from tribunal.server.http import Component, ReadinessCheck, Server, stop_in_reverse
 from tribunal.server.kube_auth import KubernetesTokenReviewer
 from tribunal.server.tls import CertificateReloader, generate_self_signed
 
@@ -16,4 +16,5 @@ __all__ = [
     "Server",
     "TokenReviewer",
     "generate_self_signed",
+    "stop_in_reverse",
 ]

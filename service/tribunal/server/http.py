@@ -40,6 +40,17 @@ class ReadinessCheck:
     fatal: bool = True
 
 
+async def stop_in_reverse(started: list[Component]) -> None:
+    """Stop and remove ``started``'s components, last started first; a failing stop is logged and
+    the others still stop."""
+    while started:
+        component = started.pop()
+        try:
+            await component.stop()
+        except Exception:
+            log.exception("stopping %s failed", type(component).__name__)
+
+
 class Server:
     def __init__(
         self,
@@ -139,12 +150,7 @@ class Server:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        while self._started:
-            component = self._started.pop()
-            try:
-                await component.stop()
-            except Exception:
-                log.exception("stopping %s failed", type(component).__name__)
+        await stop_in_reverse(self._started)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return _json({"status": "ok"})

@@ -363,15 +363,7 @@ def _evidence() -> dict[str, Any]:
         "operationId": "get_evidence",
         "tags": ["read"],
         "summary": "The raw document of a piece of evidence, as it arrived (secrets redacted).",
-        "parameters": [
-            {
-                "name": "evidence_id",
-                "in": "path",
-                "required": True,
-                "description": "The AdmissionReview uid, Falco uuid or content hash (sha256:…).",
-                "schema": {"type": "string", "minLength": 1},
-            }
-        ],
+        "parameters": [_evidence_id()],
         "responses": {
             "200": _answer("The document.", {}),
             "404": _error("No evidence has this id."),

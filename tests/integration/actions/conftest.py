@@ -71,6 +71,19 @@ MakeDispatcher = Callable[..., Awaitable[Dispatcher]]
 async def make_dispatcher(tmp_path: Path) -> AsyncIterator[MakeDispatcher]:
     """``await make_dispatcher(rules_yaml, **settings)``: a started dispatcher reading ``rules_yaml``
     (or ``rules_dir=``), with fast retries; stopped after the test."""
+    async with dispatchers(tmp_path) as make:
+        yield make
+
+
+@contextlib.asynccontextmanager
+async def dispatchers(
+    tmp_path: Path, defaults: dict[str, Any] | None = None
+) -> AsyncIterator[MakeDispatcher]:
+    """Makes started dispatchers as ``tribunal serve`` builds them (``build_dispatcher``), from
+    ``defaults`` (settings; their ``actions`` merged key by key with each call's), fast retries; stops
+    them all at the end."""
+    base = dict(defaults or {})
+    base_actions = base.pop("actions", {})
     started: list[Dispatcher] = []
 
     async def make(
@@ -89,7 +102,13 @@ async def make_dispatcher(tmp_path: Path) -> AsyncIterator[MakeDispatcher]:
         settings = Settings.model_validate(
             {
                 "rules_dir": rules_dir,
-                "actions": {"state_dir": tmp_path / "state", "backoff_seconds": 0, **(actions or {})},
+                **base,
+                "actions": {
+                    "state_dir": tmp_path / "state",
+                    "backoff_seconds": 0,
+                    **base_actions,
+                    **(actions or {}),
+                },
                 **overrides,
             }
         )
@@ -98,9 +117,11 @@ async def make_dispatcher(tmp_path: Path) -> AsyncIterator[MakeDispatcher]:
         started.append(dispatcher)
         return dispatcher
 
-    yield make
-    for dispatcher in started:
-        await dispatcher.stop()
+    try:
+        yield make
+    finally:
+        for dispatcher in started:
+            await dispatcher.stop()
 
 
 def verdict(
