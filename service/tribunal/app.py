@@ -112,6 +112,7 @@ def webhook_config(settings: Settings) -> WebhookConfig:
         exempt_groups=frozenset(settings.exempt_groups),
         failure_policy=settings.failure_policy,
         deadline_seconds=settings.webhook_deadline_seconds,
+        large_review_bytes=settings.webhook_large_review_bytes,
         dry_run=settings.dry_run,
         max_body_bytes=settings.max_request_bytes,
         body_read_timeout_seconds=settings.body_read_timeout_seconds,
@@ -211,6 +212,9 @@ def build_server(
     # The server's event loop (TLS, HTTP, recording, the consumers) keeps a core of its own: on 2 cores
     # one worker judging with a batch always queued answered more reviews/s than two (benchmarks.md).
     pool = build_judge_pool(settings, runtime, spare_cores=1)
+    # Admission has its own capacity: ingest, Kafka and the Trivy Operator watch (and oversized
+    # reviews) are judged by workers of their own, at a lower CPU priority (docs/operations.md).
+    bulk_pool = build_bulk_pool(settings, runtime, pool)
 
     async def deliver(records: Sequence[Record]) -> None:
         """Record now; act on the verdicts seen for the first time, in the background. With an
@@ -232,14 +236,18 @@ def build_server(
         revision=lambda: runtime.revision,
         # With the outbox the webhook only records; the recorder hands the verdicts on once written.
         act=dispatcher.dispatch if outbox is None else None,
+        bulk=bulk_pool if bulk_pool is not pool else None,
     )
     ingest = HttpIngest(
-        pool,
+        bulk_pool,
         deliver,
         # The ingest token is checked with every other door's credentials (build_authenticator).
         IngestConfig(
             max_body_bytes=settings.max_document_bytes,
             body_read_timeout_seconds=settings.body_read_timeout_seconds,
+            max_in_flight=settings.ingest_max_in_flight,
+            max_bytes_in_flight=settings.ingest_max_bytes_in_flight,
+            queue_seconds=settings.ingest_queue_seconds,
         ),
         registry,
     )
@@ -257,7 +265,7 @@ def build_server(
     if settings.trivy_operator_watch:
         operator_watch = TrivyOperatorWatch(
             kube_api,
-            pool,
+            bulk_pool,
             deliver,
             WatchConfig(plurals=tuple(settings.trivy_operator_watch)),
             registry,
@@ -267,7 +275,7 @@ def build_server(
     if settings.kafka_bootstrap_servers:
         source = build_kafka_source(
             settings,
-            pool,
+            bulk_pool,
             sink,
             PipelineMetrics(registry),
             responder.respond,
@@ -312,6 +320,7 @@ def build_server(
             _ClosedAtStop(connector.close),  # the cluster connection (auth, watch): closed last
             *components,
             pool,
+            *([bulk_pool] if bulk_pool is not pool else []),
             *([webhook_pool] if webhook_pool is not pool else []),
             dispatcher,
             responder,
@@ -505,6 +514,23 @@ def build_judge_pool(settings: Settings, runtime: PolicyRuntime, *, spare_cores:
         workers,
         max_document_bytes=settings.max_document_bytes,
         cpu_limit_seconds=settings.judge_cpu_limit_seconds or None,
+    )
+
+
+def build_bulk_pool(settings: Settings, runtime: PolicyRuntime, admission: JudgePool) -> JudgePool:
+    """``tribunal serve``'s judge workers for everything but admission: ``settings.bulk_judge_workers``
+    (unset: one, or none when ``admission`` judges in-process: then ``admission`` itself)."""
+    workers = settings.bulk_judge_workers
+    if workers is None:
+        workers = 1 if admission.workers else 0
+    if workers == 0 and not admission.workers:
+        return admission
+    return JudgePool(
+        runtime,
+        workers,
+        max_document_bytes=settings.max_document_bytes,
+        cpu_limit_seconds=settings.judge_cpu_limit_seconds or None,
+        niceness=settings.bulk_judge_niceness,
     )
 
 

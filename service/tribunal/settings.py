@@ -198,6 +198,41 @@ class Settings(BaseSettings):
         "a review past its deadline is answered by the failure policy even while one evaluation runs "
         "long) or inline (on the server's event loop; see docs/benchmarks.md).",
     )
+    bulk_judge_workers: int | None = Field(
+        None,
+        ge=0,
+        description="tribunal serve: judge worker processes of their own for everything but admission "
+        "(ingest, Kafka, the Trivy Operator watch) and for oversized reviews, so they never queue in "
+        "front of a review; unset: 1 (0 when judge_workers is 0: in-process).",
+    )
+    bulk_judge_niceness: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="How much lower than admission's the bulk judge workers run (a nice increment; 0: "
+        "the same): on a busy machine the CPU goes to reviews first.",
+    )
+    webhook_large_review_bytes: int = Field(
+        512 * 1024,
+        gt=0,
+        description="Reviews larger than this are judged by the bulk workers: one huge review (a pod "
+        "with 40,000 containers) cannot hold up the small ones behind it.",
+    )
+    ingest_max_in_flight: int = Field(
+        4, ge=1, description="/ingest/* requests read, judged and recorded at once; more wait (see below)."
+    )
+    ingest_max_bytes_in_flight: int = Field(
+        128 * 1024 * 1024,
+        gt=0,
+        description="Bytes of /ingest/* bodies (by Content-Length) held at once; a request alone "
+        "always fits.",
+    )
+    ingest_queue_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Seconds an /ingest/* request waits for room before it is refused with 429 and "
+        "Retry-After (producers retry; falcosidekick and the Trivy Operator do).",
+    )
     database_url: str = Field(
         "sqlite+aiosqlite:///tribunal.db",
         description="Where verdicts are kept: sqlite+aiosqlite:///FILE; postgresql+asyncpg://… for replicas.",

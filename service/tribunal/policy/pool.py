@@ -266,12 +266,19 @@ _FRAME = struct.Struct("!Q")
 
 
 def _worker_main(
-    sock: socket.socket, spec: JudgeSpec, progress: Any = None, cpu_limit: float | None = None
+    sock: socket.socket,
+    spec: JudgeSpec,
+    progress: Any = None,
+    cpu_limit: float | None = None,
+    niceness: int = 0,
 ) -> None:
     """A judge worker process: compile ``spec``, then answer requests until the socket closes. With
-    ``cpu_limit``, each document's evaluation may use that many seconds of CPU (see _CpuLimit)."""
+    ``cpu_limit``, each document's evaluation may use that many seconds of CPU (see _CpuLimit); with
+    ``niceness``, the worker yields the CPU to normal-priority processes (admission's workers)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops the pool
     signal.signal(signal.SIGPROF, signal.SIG_DFL)
+    if niceness:
+        os.nice(niceness)
     limit = _CpuLimit(progress, cpu_limit) if cpu_limit and progress is not None else None
     _worker_init(spec)
     with sock:
@@ -405,6 +412,7 @@ class JudgePool:
         *,
         max_document_bytes: int = 64 * 1024 * 1024,
         cpu_limit_seconds: float | None = None,
+        niceness: int = 0,
         start_method: str | None = None,
     ) -> None:
         if workers < 0:
@@ -414,6 +422,8 @@ class JudgePool:
         self.max_document_bytes = max_document_bytes
         # Per document, in worker processes only: a thread cannot stop an evaluation on itself.
         self.cpu_limit_seconds = cpu_limit_seconds
+        # Added to the workers' nice value: the bulk pool's yield the CPU to admission's.
+        self.niceness = niceness
         self.over_limit = 0  # documents rejected because their evaluation passed the CPU limit
         self._batch_ids = 0
         self.start_method = start_method or (
@@ -467,7 +477,7 @@ class JudgePool:
         progress = context.RawArray("q", [-1, -1])
         process: BaseProcess = context.Process(
             target=_worker_main,
-            args=(theirs, spec, progress, self.cpu_limit_seconds),
+            args=(theirs, spec, progress, self.cpu_limit_seconds, self.niceness),
             name="tribunal-judge",
             daemon=True,
         )

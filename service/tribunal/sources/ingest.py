@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -44,6 +45,49 @@ class IngestConfig(BaseModel):
     max_body_bytes: int = Field(64 * 1024 * 1024, gt=0)
     # The whole body must arrive within this many seconds of the headers (else 408, connection closed).
     body_read_timeout_seconds: float = Field(10.0, gt=0)
+    # Requests read, judged and recorded at once, and the bytes of their bodies; a request alone
+    # always fits. One waits at most queue_seconds for room, then gets 429 with Retry-After.
+    max_in_flight: int = Field(4, ge=1)
+    max_bytes_in_flight: int = Field(128 * 1024 * 1024, gt=0)
+    queue_seconds: float = Field(2.0, ge=0)
+
+
+class IngestBudget:
+    """Room for at most ``max_requests`` requests and ``max_bytes`` of their bodies at once. ``take``
+    waits up to ``wait`` seconds for room and says whether it got it; ``give_back`` returns it."""
+
+    def __init__(self, max_requests: int, max_bytes: int) -> None:
+        self.max_requests = max_requests
+        self.max_bytes = max_bytes
+        self.requests = 0
+        self.bytes = 0
+        self._room = asyncio.Condition()
+
+    def _size(self, size: int) -> int:
+        return min(size, self.max_bytes)  # a request alone always fits
+
+    async def take(self, size: int, wait: float) -> bool:
+        size = self._size(size)
+
+        def fits() -> bool:
+            return self.requests < self.max_requests and self.bytes + size <= self.max_bytes
+
+        async with self._room:
+            if not fits():
+                try:
+                    async with asyncio.timeout(wait):
+                        await self._room.wait_for(fits)
+                except TimeoutError:
+                    return False
+            self.requests += 1
+            self.bytes += size
+            return True
+
+    async def give_back(self, size: int) -> None:
+        async with self._room:
+            self.requests -= 1
+            self.bytes -= self._size(size)
+            self._room.notify_all()
 
 
 class HttpIngest:
@@ -56,6 +100,7 @@ class HttpIngest:
         self.pool = pool
         self.deliver = deliver
         self.config = config
+        self.budget = IngestBudget(config.max_in_flight, config.max_bytes_in_flight)
         self.requests = Counter(
             "tribunal_ingest_requests",
             "Ingest requests, by kind and HTTP status.",
@@ -79,6 +124,35 @@ class HttpIngest:
 
     async def ingest(self, request: web.Request, kind: EvidenceKind) -> web.Response:
         source = f"POST /ingest/{kind.value} from {request.remote or '?'}"
+        # Room is taken before the body is read: bodies waiting to be judged are bounded too.
+        size = request.content_length or self.config.max_body_bytes
+        if not await self.budget.take(size, self.config.queue_seconds):
+            return await self._busy(request, source)
+        try:
+            return await self._ingest(request, kind, source)
+        finally:
+            await self.budget.give_back(size)
+
+    async def _busy(self, request: web.Request, source: str) -> web.Response:
+        """429: no room. The body is read and dropped (bounded by the read deadline), so the client
+        reads the answer instead of a reset connection, and the connection stays usable."""
+        retry = max(1, math.ceil(self.config.queue_seconds))
+        response = _json(
+            429,
+            {
+                "error": f"{source}: busy: {self.budget.requests} ingest requests "
+                f"({self.budget.bytes} bytes) in progress; retry in {retry} s",
+            },
+        )
+        response.headers["Retry-After"] = str(retry)
+        try:
+            async with asyncio.timeout(self.config.body_read_timeout_seconds):
+                await request.release()
+        except (TimeoutError, web.RequestPayloadError):
+            response.force_close()
+        return response
+
+    async def _ingest(self, request: web.Request, kind: EvidenceKind, source: str) -> web.Response:
         try:
             body = await read_limited(
                 request, self.config.max_body_bytes, self.config.body_read_timeout_seconds
@@ -90,6 +164,8 @@ class HttpIngest:
                 body = await asyncio.to_thread(_yaml_to_json, body, source)
             except EvidenceError as exc:
                 return _json(400, {"error": str(exc)})
+        if not _is_object(body):  # a Trivy report and a Falco alert are objects: not worth a worker
+            return _json(400, {"error": f"{source}: expected a JSON object"})
         [outcome] = await self.pool.judge_raw([(body, source, kind)])
         if isinstance(outcome, Rejected):
             return _rejected(outcome)
@@ -124,6 +200,11 @@ def _yaml_to_json(body: bytes, source: str) -> bytes:
         return orjson.dumps(documents[0])
     except orjson.JSONEncodeError as exc:  # not expected: the reader returns JSON values only
         raise EvidenceError(source, f"cannot be written as JSON: {exc}") from None
+
+
+def _is_object(body: bytes) -> bool:
+    """Whether the JSON document ``body`` is an object (its first non-blank byte is ``{``)."""
+    return body[:4096].lstrip()[:1] == b"{"
 
 
 def _rejected(outcome: Rejected) -> web.Response:

@@ -174,6 +174,9 @@ class WebhookConfig(BaseModel):
     # response path: it only delays when a verdict shows in the store, and larger batches cost the
     # store far less per verdict.
     record_interval_seconds: float = Field(0.05, ge=0, le=5)
+    # Reviews larger than this go to the bulk judge (when there is one): a huge review must not hold
+    # up the small ones queued behind it in admission's workers.
+    large_review_bytes: int = Field(512 * 1024, gt=0)
 
 
 class BadReview(Exception):
@@ -260,6 +263,7 @@ class AdmissionWebhook:
         act: Act | None = None,
         stop_grace_seconds: float = 10.0,
         slots: int | None = None,
+        bulk: RawJudge | None = None,
     ) -> None:
         self.recorder = recorder
         self.config = config
@@ -268,6 +272,8 @@ class AdmissionWebhook:
         self.batcher = MicroBatcher(
             pool, slots, observe=self.metrics.batch_size.observe, loop=self._event_loop
         )
+        # Reviews over config.large_review_bytes: judged by ``bulk`` (the workers of ingest and Kafka).
+        self.large_batcher = MicroBatcher(bulk, loop=self._event_loop) if bulk is not None else None
         self._revision = revision
         self._act = act
         # Publishes the review as received (the Kafka audit copy), when Kafka is configured.
@@ -351,7 +357,10 @@ class AdmissionWebhook:
         deadline = started + self.config.deadline_seconds
         if time.perf_counter() >= deadline:
             raise EvaluationTimeout(f"request waited past the {self.config.deadline_seconds:g} s deadline")
-        future = self.batcher.submit((body, source, EvidenceKind.ADMISSION))
+        batcher = self.batcher
+        if self.large_batcher is not None and len(body) > self.config.large_review_bytes:
+            batcher = self.large_batcher
+        future = batcher.submit((body, source, EvidenceKind.ADMISSION))
         loop = self._event_loop()
         expiry = loop.call_at(loop.time() + deadline - time.perf_counter(), _expire, future)
         try:

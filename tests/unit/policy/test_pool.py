@@ -181,3 +181,14 @@ async def test_a_document_whose_reading_crashes_is_rejected_as_unreadable_not_as
     assert isinstance(outcome, Rejected) and outcome.reason == "evidence"
     assert outcome.error.startswith("t[0]@9: could not be read: AttributeError")
     assert "t[0]@9" in caplog.text and "Traceback" in caplog.text
+
+
+async def test_workers_run_at_the_lower_priority_asked(runtime: PolicyRuntime) -> None:
+    """The bulk pool's workers (ingest, Kafka) yield the CPU to admission's: their nice value is
+    raised by ``niceness``; a pool without it runs at the server's own."""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    async with JudgePool(runtime, 1, niceness=5) as bulk, JudgePool(runtime, 1) as admission:
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in bulk.pids] == [min(19, own + 5)]
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in admission.pids] == [own]
+        [judged] = await bulk.judge_raw(ITEMS[:1])
+        assert isinstance(judged, Judged)
