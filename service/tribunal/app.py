@@ -21,6 +21,7 @@ from tribunal.actions import ActionError, ImageBlocklist, KubeConnector, build_d
 from tribunal.actions.outbox import OutboxSweep
 from tribunal.actions.responder import Responder
 from tribunal.model import EvidenceKind
+from tribunal.model.redact import Redaction, redact
 from tribunal.policy import (
     EngineOptions,
     JudgePool,
@@ -42,7 +43,7 @@ from tribunal.server.openapi import openapi_routes
 from tribunal.settings import Settings
 from tribunal.sources.ingest import HttpIngest, IngestConfig
 from tribunal.sources.k8s_watch import TrivyOperatorWatch, WatchConfig
-from tribunal.sources.kafka import KafkaConfig, KafkaSource, VerdictHook
+from tribunal.sources.kafka import LARGE_DOCUMENT, KafkaConfig, KafkaSource, VerdictHook
 from tribunal.sources.metrics import PipelineMetrics
 from tribunal.sources.webhook import AdmissionWebhook, WebhookConfig
 from tribunal.store import (
@@ -282,7 +283,7 @@ def build_server(
             hook_settles=outbox is not None,
         )
         publisher.source = source
-        webhook.audit = _audit_copy(source, settings.kafka_audit_topic)
+        webhook.audit = _audit_copy(source, settings.kafka_audit_topic, settings.evidence_redaction)
         consumers.append(source)
     sweep = outbox_sweep(settings, sink, responder, registry)
     after_store = StartedWhenConnected(store, [*([sweep] if sweep is not None else []), *consumers])
@@ -455,8 +456,16 @@ async def _ignore_actions(evidence_id: str, outcomes: Sequence[dict[str, Any]]) 
     return None
 
 
-def _audit_copy(source: KafkaSource, topic: str) -> Callable[[bytes, str], Awaitable[None]]:
+def _audit_copy(
+    source: KafkaSource, topic: str, redaction: Redaction
+) -> Callable[[bytes, str], Awaitable[None]]:
+    """Publishes each review as received, its secrets redacted as the store's evidence is."""
+
     async def publish(body: bytes, uid: str) -> None:
+        if len(body) > LARGE_DOCUMENT:
+            body = await asyncio.to_thread(redact, EvidenceKind.ADMISSION, body, redaction)
+        else:
+            body = redact(EvidenceKind.ADMISSION, body, redaction)
         await source.publish(topic, body, uid.encode())
 
     return publish
@@ -549,6 +558,7 @@ def kafka_config(settings: Settings) -> KafkaConfig:
         stop_grace=settings.kafka_stop_grace,
         commit_interval=settings.kafka_commit_interval,
         max_message_bytes=settings.max_document_bytes,
+        redaction=settings.evidence_redaction,
     )
 
 

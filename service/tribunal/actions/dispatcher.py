@@ -20,6 +20,7 @@ from tribunal.actions.base import ActionError, ActionRequest, ActionSkipped, Act
 from tribunal.actions.guard import BlastRadiusGuard, Deduper
 from tribunal.actions.rules import BoundAction, RuleMatchResult, RuleSet, RulesRuntime
 from tribunal.model import Evidence, Verdict
+from tribunal.model.redact import redact_violation_texts
 from tribunal.settings import ActionSettings
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,8 @@ class Dispatcher:
                     evidence=evidence,
                     verdict=verdict,
                     rule=rule.name,
-                    violations=match.violations,
+                    # What actions send out (alerts, annotations, Events) quotes no secret.
+                    violations=redact_violation_texts(match.violations),
                     params=bound.params,
                     dedupe_seconds=rule.dedupe,
                 ),

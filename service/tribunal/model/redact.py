@@ -46,6 +46,7 @@ so parsing it again here cannot fail; if it did, the bytes would be returned as 
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from collections.abc import Callable
@@ -56,6 +57,7 @@ import orjson
 
 from tribunal.model.admission import CONTAINER_FIELDS, POD_SPEC_PATHS
 from tribunal.model.evidence import EvidenceKind
+from tribunal.model.verdict import Violation
 
 MARKER = "<redacted>"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -249,6 +251,74 @@ def redact(kind: EvidenceKind | str, raw: bytes, mode: Redaction | str = Redacti
     if isinstance(doc, dict) and walk(doc, Redaction(mode)):
         return orjson.dumps(doc)
     return raw
+
+
+def redact_unjudged(
+    raw: bytes, kind: EvidenceKind | str | None, mode: Redaction | str = Redaction.SECRETS
+) -> bytes:
+    """A document that could not be judged (a dead letter) under ``mode``: as :func:`redact` for its
+    ``kind`` (every kind's rules when unknown); a document that is not JSON goes through
+    :func:`redact_text` when it is UTF-8 text. The very same bytes when nothing changes."""
+    if mode == Redaction.NONE or not raw:
+        return raw
+    kinds = [EvidenceKind(kind)] if kind is not None else list(EvidenceKind)
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw  # binary junk: nothing the rules can read
+        redacted = redact_text(text)
+        return raw if redacted == text else redacted.encode()
+    if not isinstance(doc, dict):
+        return raw
+    changed = False
+    for each in kinds:
+        screen, walk = _BY_KIND[each]
+        if screen(raw):
+            changed |= walk(doc, Redaction(mode))
+    return orjson.dumps(doc) if changed else raw
+
+
+def redact_verdict(kind: EvidenceKind | str, raw: bytes, mode: Redaction | str = Redaction.SECRETS) -> bytes:
+    """A verdict's JSON (as published to the verdicts topic) with its violations under ``mode``
+    (:func:`redact_violations`). The very same bytes when nothing changes."""
+    if mode == Redaction.NONE:
+        return raw
+    trivy = EvidenceKind(kind) is EvidenceKind.TRIVY and b'"match"' in raw
+    if not trivy and not _may_hold_secrets_bytes(raw):
+        return raw
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw
+    violations = doc.get("violations") if isinstance(doc, dict) else None
+    if not isinstance(violations, list):
+        return raw
+    before = orjson.dumps(violations)
+    after = redact_violations(kind, before, mode)
+    if after is before:
+        return raw
+    doc["violations"] = orjson.loads(after)
+    return orjson.dumps(doc)
+
+
+def redact_violation_texts(violations: tuple[Violation, ...]) -> tuple[Violation, ...]:
+    """``violations`` with every string of their messages and details through :func:`redact_text`:
+    what actions send out of Tribunal (alerts, annotations, Events). The very same tuple when
+    nothing changes (the common case: one screen of each message)."""
+    if not any(_may_hold_secrets(v.msg) or _may_hold_secrets(repr(v.details)) for v in violations):
+        return violations
+    out: list[Violation] = []
+    for violation in violations:
+        details = copy.deepcopy(violation.details)
+        changed = _redact_nested_strings(details)
+        msg = redact_text(violation.msg)
+        if changed or msg != violation.msg:
+            violation = violation.model_copy(update={"msg": msg, "details": details})
+        out.append(violation)
+    return tuple(out)
 
 
 def redact_violations(

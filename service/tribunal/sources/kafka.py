@@ -34,6 +34,7 @@ from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from tribunal.model import EvidenceKind
+from tribunal.model.redact import Redaction, redact_unjudged, redact_verdict
 from tribunal.policy.pool import Judged, JudgePool, Outcome, RawItem, Rejected
 from tribunal.sources.metrics import PipelineMetrics
 from tribunal.store import ActionOutbox, Record, Recorder, record_claiming, settle_until_done
@@ -53,6 +54,7 @@ H_FIELD = "tribunal-error-field"
 H_TOPIC = "tribunal-source-topic"
 H_PARTITION = "tribunal-source-partition"
 H_OFFSET = "tribunal-source-offset"
+H_REDACTED = "tribunal-redacted"
 
 COMMIT_TIMEOUT = 10.0
 """Seconds one offset commit may take before it is given up (and retried with the next)."""
@@ -95,6 +97,8 @@ class KafkaConfig:
     session_timeout_ms: int = 10_000
     """A member silent this long is dropped from the group and its partitions reassigned."""
     heartbeat_interval_ms: int = 3_000
+    redaction: Redaction = Redaction.SECRETS
+    """What is taken out of dead letters and published verdicts (as of stored evidence)."""
 
 
 class SeenIds:
@@ -433,20 +437,21 @@ class KafkaSource:
         failed: dict[int, BaseException] = {}
         batches: dict[int, list[tuple[Any, list[int]]]] = {}
         limit = self._max_request_bytes
+        # Violations quote the evidence (a command line, a secret finding): redacted as the store's.
+        mode = self.config.redaction
+        values = [redact_verdict(j.kind, j.verdict_json, mode) for j in verdicts]
         for index, judged in enumerate(verdicts):
             key = judged.subject_key.encode()
-            if DefaultRecordBatchBuilder.estimate_size_in_bytes(key, judged.verdict_json, []) > limit:
+            value = values[index]
+            if DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, []) > limit:
                 failed[index] = MessageSizeTooLargeError(
                     f"the verdict is larger than the {limit} byte request limit (max_request_bytes)"
                 )
                 continue
             open_batches = batches.setdefault(self._partition(key), [])
-            if (
-                not open_batches
-                or open_batches[-1][0].append(key=key, value=judged.verdict_json, timestamp=None) is None
-            ):
+            if not open_batches or open_batches[-1][0].append(key=key, value=value, timestamp=None) is None:
                 batch = self._producer.create_batch()
-                batch.append(key=key, value=judged.verdict_json, timestamp=None)
+                batch.append(key=key, value=value, timestamp=None)
                 open_batches.append((batch, []))
             open_batches[-1][1].append(index)
         sent: list[tuple[asyncio.Future[Any], int, list[int]]] = []
@@ -462,7 +467,7 @@ class KafkaSource:
             if not isinstance(result, KafkaError) or getattr(result, "retriable", False):
                 raise result
             one_by_one = [
-                await self._send(topic, verdicts[i].verdict_json, verdicts[i].subject_key.encode(), partition)
+                await self._send(topic, values[i], verdicts[i].subject_key.encode(), partition)
                 for i in indices
             ]
             for position, exc in (await self._settle(one_by_one)).items():
@@ -470,8 +475,20 @@ class KafkaSource:
         return failed
 
     async def _dead_letter(self, message: Any, rejected: Rejected) -> asyncio.Future[Any] | BaseException:
+        """Send ``message`` to the dead-letter topic, its likely secrets redacted as the store's
+        evidence is (header ``tribunal-redacted`` says so when anything was taken out)."""
         headers = _dead_letter_headers(message, rejected)
-        return await self._send(self.config.dlq_topic, message.value, message.key, headers=headers)
+        value = message.value
+        if value is not None and self.config.redaction != Redaction.NONE:
+            mode, kind = self.config.redaction, rejected.kind
+            if len(value) > LARGE_DOCUMENT:
+                redacted = await asyncio.to_thread(redact_unjudged, value, kind, mode)
+            else:
+                redacted = redact_unjudged(value, kind, mode)
+            if redacted is not value:
+                value = redacted
+                headers.append((H_REDACTED, str(mode).encode()))
+        return await self._send(self.config.dlq_topic, value, message.key, headers=headers)
 
     async def _send(
         self,

@@ -19,8 +19,12 @@ from tribunal.model.redact import (
     is_secret_name,
     redact,
     redact_text,
+    redact_unjudged,
+    redact_verdict,
+    redact_violation_texts,
     redact_violations,
 )
+from tribunal.model.verdict import Violation
 
 PASSWORD = "hunter2-Sup3r"
 B64 = base64.b64encode(PASSWORD.encode()).decode()
@@ -537,3 +541,52 @@ def test_the_shared_reviews_still_parse_and_hold_no_secret() -> None:
             parsed = parse_evidence(orjson.loads(everything), path.name)
             assert parsed.id == parse_evidence(orjson.loads(raw), path.name).id
             assert b'"value":"' + MARKER.encode() + b'"' in everything
+
+
+def test_a_dead_letter_is_redacted_by_its_kind_or_by_every_kind_when_unknown() -> None:
+    alert = orjson.dumps(falco_alert(output="psql postgres://app:pa55word@db/shop", priority="Loud"))
+    for kind in (EvidenceKind.FALCO, None):
+        redacted = redact_unjudged(alert, kind)
+        assert b"pa55word" not in redacted and orjson.loads(redacted)["priority"] == "Loud"
+    assert redact_unjudged(alert, EvidenceKind.FALCO, Redaction.NONE) is alert
+    clean = orjson.dumps(falco_alert(priority="Loud"))
+    assert redact_unjudged(clean, None) is clean
+
+
+def test_a_dead_letter_that_is_not_json_goes_through_the_text_rules_and_binary_stays() -> None:
+    broken = b'{"output": "curl -H \'Authorization: Bearer abcdefghijklmnopqrstuvwxyz\'", oops'
+    assert b"abcdefghijklmnop" not in redact_unjudged(broken, EvidenceKind.FALCO)
+    junk = b"\xff\xfe password=hunter2"
+    assert redact_unjudged(junk, None) is junk
+    assert redact_unjudged(b"", None) == b""
+
+
+def test_a_published_verdict_loses_the_secrets_its_violations_quote() -> None:
+    verdict = {
+        "evidence_id": "e1",
+        "violations": [{"msg": "shell: mysql -u root --password=hunter2", "details": {"cmdline": "x"}}],
+    }
+    raw = orjson.dumps(verdict)
+    redacted = orjson.loads(redact_verdict(EvidenceKind.FALCO, raw))
+    assert redacted["violations"][0]["msg"] == f"shell: mysql -u root --password={MARKER}"
+    assert redacted["evidence_id"] == "e1"
+    clean = orjson.dumps({"evidence_id": "e2", "violations": [{"msg": "privileged"}]})
+    assert redact_verdict(EvidenceKind.ADMISSION, clean) is clean
+    assert redact_verdict(EvidenceKind.FALCO, raw, Redaction.NONE) is raw
+
+
+def test_what_actions_send_out_quotes_no_secret() -> None:
+    leaky = Violation(
+        policy="shell_in_container",
+        msg="shell: mysql -u root --password=hunter2",
+        severity="high",
+        details={"cmdline": "mysql --password=hunter2", "nested": [{"env": "TOKEN=abc"}], "n": 3},
+    )
+    clean = Violation(policy="privileged", msg="containers/app is privileged", severity="high")
+    redacted = redact_violation_texts((clean, leaky))
+    assert redacted[0] is clean
+    assert redacted[1].msg == f"shell: mysql -u root --password={MARKER}"
+    assert "hunter2" not in orjson.dumps(redacted[1].details).decode()
+    assert redacted[1].details["n"] == 3 and leaky.details["cmdline"] == "mysql --password=hunter2"
+    only_clean = (clean,)
+    assert redact_violation_texts(only_clean) is only_clean
