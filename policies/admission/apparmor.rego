@@ -3,7 +3,7 @@
 # description: Containers must not run AppArmor-unconfined (PSS baseline).
 # custom:
 #   id: apparmor
-#   version: 1.0.0
+#   version: 1.1.0
 #   severity: high
 #   enforcement: deny
 #   profile: pss-baseline
@@ -12,15 +12,17 @@ package tribunal.admission.apparmor
 
 import rego.v1
 
-# AppArmor annotations: only runtime/default and localhost/* are allowed.
+# AppArmor annotations: only an empty value, runtime/default and localhost/* are allowed (as Pod
+# Security Admission's appArmorProfile check: an empty annotation sets no profile).
 violations contains v if {
 	some ps in data.tribunal.lib.kubernetes.pod_specs
 	some key, value in ps.annotations
 	startswith(key, "container.apparmor.security.beta.kubernetes.io/")
 	value != "runtime/default"
+	value != ""
 	not startswith(object.get({"string": value}, type_name(value), ""), "localhost/")
 	cname := trim_prefix(key, "container.apparmor.security.beta.kubernetes.io/")
-	msg := concat("", [data.tribunal.lib.kubernetes.annotation_container_ref(ps, cname), " AppArmor annotation is ", data.tribunal.lib.kubernetes.text(value), " (allowed: runtime/default, localhost/*)"])
+	msg := concat("", [data.tribunal.lib.kubernetes.annotation_container_ref(ps, cname), " AppArmor annotation is ", data.tribunal.lib.kubernetes.text(value), " (allowed: empty, runtime/default, localhost/*)"])
 	v := data.tribunal.lib.kubernetes.annotation_violation(ps, key, cname, msg, "high", ["pss-baseline:apparmor", "cis-k8s:5.7.3", "nsa-cisa:pod-security:apparmor"])
 }
 

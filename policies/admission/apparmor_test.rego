@@ -43,3 +43,18 @@ test_input_apparmor_confined_allowed if {
 	results := violations with input as data.tribunal.lib.kubernetes.mock_pod_annotated(annotations, spec)
 	count(results) == 0
 }
+
+# An empty annotation value sets no profile: Pod Security Admission allows it.
+test_input_apparmor_empty_annotation_allowed if {
+	annotations := {"container.apparmor.security.beta.kubernetes.io/a": ""}
+	spec := {"containers": [data.tribunal.lib.kubernetes.mock_good_container("a")]}
+	count(violations) == 0 with input as data.tribunal.lib.kubernetes.mock_pod_annotated(annotations, spec)
+	count(violations) == 0 with input as data.tribunal.lib.kubernetes.mock_deployment_annotated(annotations, spec)
+}
+
+test_input_apparmor_unconfined_annotation_beside_empty_one_not_allowed if {
+	annotations := {"container.apparmor.security.beta.kubernetes.io/a": "", "container.apparmor.security.beta.kubernetes.io/b": "unconfined"}
+	spec := {"containers": [data.tribunal.lib.kubernetes.mock_good_container("a"), data.tribunal.lib.kubernetes.mock_good_container("b")]}
+	results := violations with input as data.tribunal.lib.kubernetes.mock_pod_annotated(annotations, spec)
+	{v.details.container | some v in results} == {"b"}
+}

@@ -32,3 +32,16 @@ test_input_baseline_capabilities_allowed if {
 	results := violations with input as data.tribunal.lib.kubernetes.mock_pod({"containers": [ctr]})
 	count(results) == 0
 }
+
+test_adding_net_raw_names_cis_5_2_8_and_other_capabilities_do_not if {
+	ctr := data.tribunal.lib.kubernetes.mock_container_sc("app", {"capabilities": {"add": ["NET_RAW", "SYS_ADMIN"]}})
+	results := violations with input as data.tribunal.lib.kubernetes.mock_pod({"containers": [ctr]})
+	count(results) == 2
+	some raw in results
+	raw.details.capability == "NET_RAW"
+	"cis-k8s:5.2.8" in raw.controls
+	some admin in results
+	admin.details.capability == "SYS_ADMIN"
+	not "cis-k8s:5.2.8" in admin.controls
+	"cis-k8s:5.2.9" in admin.controls
+}

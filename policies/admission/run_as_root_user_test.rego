@@ -21,3 +21,16 @@ test_input_run_as_non_zero_user_allowed if {
 	results := violations with input as data.tribunal.lib.kubernetes.mock_pod(spec)
 	count(results) == 0
 }
+
+# Kubernetes 1.35: UID 0 in a user namespace (hostUsers: false) is allowed, in templates too.
+test_input_run_as_root_with_host_users_false_allowed if {
+	spec := {"hostUsers": false, "securityContext": {"runAsUser": 0}, "containers": [data.tribunal.lib.kubernetes.mock_container_sc("app", {"runAsUser": 0})], "initContainers": [data.tribunal.lib.kubernetes.mock_container_sc("init", {"runAsUser": 0})]}
+	count(violations) == 0 with input as data.tribunal.lib.kubernetes.mock_pod(spec)
+	count(violations) == 0 with input as data.tribunal.lib.kubernetes.mock_deployment(spec)
+	count(violations) == 0 with input as data.tribunal.lib.kubernetes.mock_cronjob(spec)
+}
+
+test_input_run_as_root_with_host_users_true_not_allowed if {
+	spec := {"hostUsers": true, "securityContext": {"runAsUser": 0}, "containers": [data.tribunal.lib.kubernetes.mock_good_container("app")]}
+	count(violations) == 1 with input as data.tribunal.lib.kubernetes.mock_pod(spec)
+}

@@ -1,9 +1,9 @@
 # METADATA
 # title: SELinux options
-# description: SELinux type must be container_t, container_init_t or container_kvm_t, and no custom user or role may be set (PSS baseline).
+# description: SELinux type must be container_t, container_init_t, container_kvm_t or container_engine_t (Kubernetes 1.31+), and no custom user or role may be set (PSS baseline).
 # custom:
 #   id: selinux
-#   version: 1.0.0
+#   version: 1.1.0
 #   severity: high
 #   enforcement: deny
 #   profile: pss-baseline

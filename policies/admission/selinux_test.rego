@@ -29,3 +29,19 @@ test_input_selinux_container_types_allowed if {
 	results := violations with input as data.tribunal.lib.kubernetes.mock_pod(spec)
 	count(results) == 0
 }
+
+# Kubernetes 1.31 added container_engine_t to the allowed types.
+test_input_selinux_container_engine_type_allowed if {
+	spec := {
+		"securityContext": {"seLinuxOptions": {"type": "container_engine_t"}},
+		"containers": [data.tribunal.lib.kubernetes.mock_container_sc("a", {"seLinuxOptions": {"type": "container_engine_t"}})],
+	}
+	count(violations) == 0 with input as data.tribunal.lib.kubernetes.mock_pod(spec)
+	count(violations) == 0 with input as data.tribunal.lib.kubernetes.mock_cronjob(spec)
+}
+
+test_input_selinux_engine_type_with_user_not_allowed if {
+	ctr := data.tribunal.lib.kubernetes.mock_container_sc("a", {"seLinuxOptions": {"type": "container_engine_t", "user": "system_u"}})
+	results := violations with input as data.tribunal.lib.kubernetes.mock_pod({"containers": [ctr]})
+	{v.msg | some v in results} == {"containers/a seLinuxOptions sets user system_u"}
+}

@@ -1,9 +1,9 @@
 # METADATA
 # title: Unsafe sysctls
-# description: Pods may only set sysctls from the PSS safe set (PSS baseline).
+# description: Pods may only set sysctls from the PSS safe set as of Kubernetes 1.35 (net.ipv4.tcp_rmem and tcp_wmem since 1.32) (PSS baseline).
 # custom:
 #   id: sysctls
-#   version: 1.0.0
+#   version: 1.1.0
 #   severity: high
 #   enforcement: deny
 #   profile: pss-baseline
@@ -29,6 +29,8 @@ violations contains v if {
 		"net.ipv4.tcp_fin_timeout",
 		"net.ipv4.tcp_keepalive_intvl",
 		"net.ipv4.tcp_keepalive_probes",
+		"net.ipv4.tcp_rmem",
+		"net.ipv4.tcp_wmem",
 	}
 	msg := concat("", ["pod sets unsafe sysctl ", data.tribunal.lib.kubernetes.text(name)])
 	v := data.tribunal.lib.kubernetes.pod_violation(ps, concat("", ["securityContext.sysctls[", format_int(i, 10), "]"]), msg, "high", ["pss-baseline:sysctls", "cis-k8s:5.7.3"], {"sysctl": name})

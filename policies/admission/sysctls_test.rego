@@ -24,3 +24,18 @@ test_input_safe_sysctls_allowed if {
 	results := violations with input as data.tribunal.lib.kubernetes.mock_pod(spec)
 	count(results) == 0
 }
+
+# Kubernetes 1.32 added net.ipv4.tcp_rmem and net.ipv4.tcp_wmem to the safe set; their neighbours stay unsafe.
+test_input_tcp_buffer_sysctls_allowed if {
+	sysctls := [{"name": "net.ipv4.tcp_rmem", "value": "4096 87380 16777216"}, {"name": "net.ipv4.tcp_wmem", "value": "4096 65536 16777216"}]
+	spec := {"securityContext": {"sysctls": sysctls}, "containers": [data.tribunal.lib.kubernetes.mock_good_container("app")]}
+	count(violations) == 0 with input as data.tribunal.lib.kubernetes.mock_pod(spec)
+	count(violations) == 0 with input as data.tribunal.lib.kubernetes.mock_deployment(spec)
+}
+
+test_input_tcp_mem_and_core_buffer_sysctls_not_allowed if {
+	sysctls := [{"name": "net.ipv4.tcp_mem", "value": "1 2 3"}, {"name": "net.core.rmem_max", "value": "16777216"}, {"name": "net.ipv4.tcp_slow_start_after_idle", "value": "0"}]
+	spec := {"securityContext": {"sysctls": sysctls}, "containers": [data.tribunal.lib.kubernetes.mock_good_container("app")]}
+	results := violations with input as data.tribunal.lib.kubernetes.mock_pod(spec)
+	{v.details.sysctl | some v in results} == {"net.ipv4.tcp_mem", "net.core.rmem_max", "net.ipv4.tcp_slow_start_after_idle"}
+}

@@ -1,9 +1,9 @@
 # METADATA
 # title: Volume types
-# description: Pods may only use configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected and secret volumes (PSS restricted).
+# description: Pods may only use configMap, csi, downwardAPI, emptyDir, ephemeral, image (Kubernetes 1.33+), persistentVolumeClaim, projected and secret volumes (PSS restricted).
 # custom:
 #   id: volume_types
-#   version: 1.0.0
+#   version: 1.1.0
 #   severity: medium
 #   enforcement: warn
 #   profile: pss-restricted
@@ -18,7 +18,7 @@ violations contains v if {
 	vtype != "name"
 	source != null
 	not vtype in {
-		"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+		"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
 		"persistentVolumeClaim", "projected", "secret",
 	}
 	msg := concat("", ["volume ", data.tribunal.lib.kubernetes.volume_name(vol), " uses type ", vtype])

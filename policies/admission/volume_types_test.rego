@@ -32,3 +32,17 @@ test_input_restricted_volume_types_allowed if {
 	results := violations with input as data.tribunal.lib.kubernetes.mock_pod({"containers": [data.tribunal.lib.kubernetes.mock_good_container("app")], "volumes": volumes})
 	count(results) == 0
 }
+
+# Kubernetes 1.33 allows image volumes under Restricted.
+test_input_image_volume_allowed if {
+	volumes := [{"name": "model", "image": {"reference": "registry.example.com/models/llm:1", "pullPolicy": "IfNotPresent"}}]
+	spec := {"containers": [data.tribunal.lib.kubernetes.mock_good_container("app")], "volumes": volumes}
+	count(violations) == 0 with input as data.tribunal.lib.kubernetes.mock_pod(spec)
+	count(violations) == 0 with input as data.tribunal.lib.kubernetes.mock_cronjob(spec)
+}
+
+test_input_image_volume_beside_nfs_reports_only_nfs if {
+	volumes := [{"name": "model", "image": {"reference": "r/m:1"}}, {"name": "share", "nfs": {"server": "s", "path": "/"}}]
+	results := violations with input as data.tribunal.lib.kubernetes.mock_pod({"containers": [data.tribunal.lib.kubernetes.mock_good_container("app")], "volumes": volumes})
+	{v.details.type | some v in results} == {"nfs"}
+}

@@ -14,6 +14,8 @@
 #   - categories: which of the named runtime policies an alert belongs to (matched on the rule
 #     name first, then on tags and output_fields so renamed or custom rules still match). The
 #     catch-all policy falco_alert covers what no category claims.
+#   - known_rule, known_severity, known_controls: the catalogue entry of a Falco default rule
+#     (data.tribunal.config.falco_rules), read by falco_alert.
 #   - details(extra): the responder's view of the alert, empty values left out.
 #
 #   Control ids used by the runtime policies (framework catalogue authors: reuse these):
@@ -21,9 +23,11 @@
 #   nsa-cisa:threat-detection:runtime-monitoring   every runtime violation
 #   nsa-cisa:pod-security:immutable-fs             write below a sensitive directory
 #   nsa-cisa:pod-security:non-root-containers      read of a sensitive file (root-only files)
-#   nsa-cisa:network-separation:network-policies   unexpected outbound connection
 #   cis-k8s:5.7.3                                  security context applied (write / read)
-#   cis-k8s:5.3.2                                  namespaces have network policies (outbound)
+#   (An outbound connection alert names no network-policy control: it shows nothing of whether a
+#   namespace has NetworkPolicies, CIS 5.3.2 and NSA network-separation:network-policies.)
+#   falco_alert names, besides runtime-monitoring, the controls the catalogue of Falco's default
+#   rules (data.tribunal.config.falco_rules, policies/data/falco_rules.json) gives the rule.
 #
 #   Engine notes (measured on regorus and regopy/rego-cpp):
 #   - regorus errors on iterating null: every iteration goes through array_of / object_of.
@@ -500,6 +504,42 @@ categories := named_categories if {
 
 # No named runtime policy claims the alert (the catch-all's case).
 unclaimed if count(categories) == 0
+
+# ---------------------------------------------------------------------------------------------
+# Falco's default rules (data.tribunal.config.falco_rules, policies/data/falco_rules.json): rule
+# name -> {priority, maturity, description, and either policy (the named policy that claims it)
+# or controls (what falco_alert names) with an optional severity override}. A catalogued rule is
+# judged whatever its priority: "Launch Privileged Container" comes at Informational.
+
+# The catalogue entry of the alert's rule, {} when the rule is not catalogued.
+# (data.tribunal.config.falco_rules itself, never data.tribunal: that would read every policy.)
+default falco_rule_catalogue := {}
+
+falco_rule_catalogue := catalogue if {
+	catalogue := data.tribunal.config.falco_rules
+	is_object(catalogue)
+}
+
+known_rule := object_of(object.get(falco_rule_catalogue, rule, {}))
+
+known if count(known_rule) > 0
+
+# The entry's severity when it is one of Tribunal's, else the alert's (by priority).
+known_severity := s if {
+	s := object.get(known_rule, "severity", "")
+	s in {"critical", "high", "medium", "low", "info"}
+} else := severity
+
+# The entry's controls (strings), else runtime monitoring alone.
+known_controls := found if {
+	found := [c |
+		some c in array_of(object.get(known_rule, "controls", []))
+		is_string(c)
+	]
+	count(found) > 0
+} else := ["nsa-cisa:threat-detection:runtime-monitoring"]
+
+known_description := string_of(object.get(known_rule, "description", ""))
 
 # Falco's own operational events (metrics snapshots, event drops) rather than detections. No
 # policy exempts them: the catch-all treats them like any alert (only Warning and above count).

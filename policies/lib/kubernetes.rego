@@ -10,6 +10,7 @@
 #   pss-baseline:host-ports                pss-baseline:capabilities        pss-baseline:apparmor
 #   pss-baseline:selinux                   pss-baseline:proc-mount-type     pss-baseline:seccomp
 #   pss-baseline:sysctls                   pss-baseline:host-process
+#   pss-baseline:host-probes-lifecycle-hooks pss-restricted:proc-mount-type
 #   pss-restricted:volume-types            pss-restricted:privilege-escalation
 #   pss-restricted:running-as-non-root     pss-restricted:running-as-non-root-user
 #   pss-restricted:seccomp                 pss-restricted:capabilities
@@ -20,15 +21,21 @@
 #   cis-k8s:5.2.10 capabilities assigned           cis-k8s:5.2.11 Windows HostProcess
 #   cis-k8s:5.2.12 HostPath volumes                cis-k8s:5.2.13 hostPorts
 #   cis-k8s:5.5.1  image provenance                cis-k8s:5.7.2  seccomp profile
-#   cis-k8s:5.7.3  security context applied
+#   cis-k8s:5.7.3  security context applied        cis-k8s:5.7.4  default namespace
+#   cis-k8s:5.1.1  cluster-admin bindings          cis-k8s:5.1.2  access to secrets
+#   cis-k8s:5.1.3  RBAC wildcards                  cis-k8s:5.1.6  service account tokens
+#   cis-k8s:5.1.8  bind, impersonate, escalate
 #   nsa-cisa:pod-security:privileged               nsa-cisa:pod-security:host-namespaces
 #   nsa-cisa:pod-security:host-filesystem          nsa-cisa:pod-security:capabilities
 #   nsa-cisa:pod-security:privilege-escalation     nsa-cisa:pod-security:non-root-containers
 #   nsa-cisa:pod-security:seccomp                  nsa-cisa:pod-security:apparmor
 #   nsa-cisa:pod-security:selinux                  nsa-cisa:pod-security:resource-limits
 #   nsa-cisa:supply-chain:image-pinning            nsa-cisa:supply-chain:trusted-registries
-#   Reserved, same scheme, not used by an admission policy yet: nsa-cisa:pod-security:immutable-fs
-#   (readOnlyRootFilesystem), nsa-cisa:supply-chain:image-scanning (vulnerability policies).
+#   nsa-cisa:pod-security:immutable-fs             nsa-cisa:pod-security:service-account-tokens
+#   nsa-cisa:network-separation:namespaces         nsa-cisa:authentication-authorization:rbac
+#   hygiene:probes  hygiene:interactive-containers  hygiene:service-exposure   (no framework control)
+#   Reserved, same scheme, not used by an admission policy yet: nsa-cisa:supply-chain:image-scanning
+#   (vulnerability policies).
 #
 #   A violation's `controls` are the ones that reason breaks (host_namespaces names only the CIS
 #   number of the namespace it found); the METADATA `controls` of a policy list them all.
@@ -373,8 +380,9 @@ selinux_problem(field, value) := concat("", ["type ", text(value), " is not allo
 
 selinux_problem(field, value) := concat("", ["sets ", field, " ", text(value)]) if field != "type"
 
-# Allowed SELinux option values: the type empty or a container type; user and role unset.
-selinux_allowed("type", value) if value in {"", "container_t", "container_init_t", "container_kvm_t"}
+# Allowed SELinux option values: the type empty or a container type (container_engine_t since
+# Kubernetes 1.31); user and role unset.
+selinux_allowed("type", value) if value in {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
 
 selinux_allowed(field, value) if {
 	field in {"user", "role"}
@@ -395,3 +403,76 @@ seccomp_annotation_violation(ps, key, controls) := annotation_violation(ps, key,
 	cname := trim_prefix(key, "container.seccomp.security.alpha.kubernetes.io/")
 	msg := concat("", [annotation_container_ref(ps, cname), " seccomp annotation is unconfined"])
 }
+
+# ---------------------------------------------------------------------------------------------
+# Objects other than pod specs: namespaces, RBAC roles and bindings, Services, ServiceAccounts
+
+# The kind of the admitted object ("" when none): the object's own, else the request's.
+# (A comprehension and a default element rather than `else`: see named_container_image.)
+object_kind := found[0] if {
+	kinds := [k |
+		some k in [object.get(input, ["event", "request", "object", "kind"], ""), object.get(input, ["event", "request", "kind", "kind"], "")]
+		is_string(k)
+		k != ""
+	]
+	found := array.concat(kinds, [""])
+}
+
+# The namespace of the admitted object: the request's, else the object's metadata ("" when none, as
+# for cluster-scoped objects).
+object_namespace := found[0] if {
+	namespaces := [ns |
+		some ns in [object.get(input, ["event", "request", "namespace"], ""), object.get(input, ["event", "request", "object", "metadata", "namespace"], "")]
+		is_string(ns)
+		ns != ""
+	]
+	found := array.concat(namespaces, [""])
+}
+
+# The name of the admitted object ("" when none).
+object_name := n if {
+	n := object.get(input, ["event", "request", "object", "metadata", "name"], "")
+	is_string(n)
+} else := ""
+
+# rbac_rules: one record per rule of an admitted Role or ClusterRole:
+#   rule        the PolicyRule object
+#   path        e.g. "rules[0]"
+#   ref         how messages name it, e.g. "ClusterRole ops rules[0]"
+#   verbs, resources, api_groups, non_resource_urls   the rule's lists, strings only ([] when unset)
+# Empty for any other kind (the kind is checked first: a pod review pays only that).
+rbac_rules := [rec |
+	obj := input.event.request.object
+	is_object(obj)
+	k := object.get(obj, "kind", null)
+	kind := object.get({"string": k}, type_name(k), object.get(input, ["event", "request", "kind", "kind"], ""))
+	kind in {"Role", "ClusterRole"}
+	rules := object.get(obj, "rules", [])
+	is_array(rules)
+	n := object.get(obj, ["metadata", "name"], "")
+	name := object.get({"string": n}, type_name(n), "")
+	some i
+	rule := rules[i]
+	is_object(rule)
+	path := concat("", ["rules[", format_int(i, 10), "]"])
+	rec := {
+		"rule": rule,
+		"path": path,
+		"ref": concat("", [kind, " ", name, " ", path]),
+		"verbs": strings_in(object.get(rule, "verbs", [])),
+		"resources": strings_in(object.get(rule, "resources", [])),
+		"api_groups": strings_in(object.get(rule, "apiGroups", [])),
+		"non_resource_urls": strings_in(object.get(rule, "nonResourceURLs", [])),
+	}
+]
+
+# The strings of x when it is an array ([] otherwise).
+strings_in(x) := [s |
+	some s in object.get({"array": x}, type_name(x), [])
+	is_string(s)
+]
+
+# A rule covers the core API group (where secrets, pods and services are): "" or "*".
+rule_covers_core_group(r) if "" in r.api_groups
+
+rule_covers_core_group(r) if "*" in r.api_groups

@@ -7,7 +7,8 @@
 #   (a) `trivy image|fs|repo|rootfs|vm|sbom|config --format json` (SchemaVersion 2): ArtifactName,
 #       ArtifactType, Metadata, Results[].{Target, Class, Type, Vulnerabilities[],
 #       Misconfigurations[], Secrets[]};
-#       `trivy k8s --format json`: ClusterName + Resources[].{Namespace, Kind, Name, Results[]}, or
+#       `trivy k8s --format json`: ClusterName + Resources[] (Findings[] with `--report summary`)
+#       .{Namespace, Kind, Name, Results[]}, or
 #       the older split layout with top-level Vulnerabilities[] / Misconfigurations[] lists of
 #       resources, each with Results[];
 #   (b) Trivy Operator resources: VulnerabilityReport / ClusterVulnerabilityReport
@@ -16,7 +17,8 @@
 #       (report.secrets[]), ClusterComplianceReport (status.detailReport.results[].checks[],
 #       status.summaryReport.controlCheck[]); report.artifact + report.registry name the image.
 #
-#   Every list may be missing or null and every field may be missing: nothing here errors, it just
+#   Every list may be missing or null and every field may be missing (Trivy's Go types tag nearly
+#   every field `omitempty`, ArtifactName included): nothing here errors, it just
 #   yields nothing. The sets (objects with string values, "" when unknown), each also available as
 #   a list (vulnerability_list, secret_list, misconfiguration_list: faster, see below):
 #   - vulnerabilities (read `package` as v["package"]: it is a keyword): id, package, installed, fixed, severity (critical|high|medium|low|info),
@@ -34,9 +36,9 @@
 #   nsa-cisa:supply-chain:image-scanning           fixable CVEs, exposed secrets
 #   nsa-cisa:upgrading:patch-management            fixable CVEs (apply available fixes)
 #   nsa-cisa:upgrading:configuration-scanning      failed misconfiguration checks
-#   nsa-cisa:network-separation:secrets            exposed secrets
+#   nsa-cisa:network-separation:secrets            exposed secrets (not CIS 5.4.1, Secrets as files rather
+#                                                  than environment variables: admission's secret_env)
 #   cis-k8s:5.5.1                                  image provenance (fixable CVEs)
-#   cis-k8s:5.4.1                                  secrets as files, not in images / env (exposed secrets)
 #   cis-k8s:5.7.3                                  security context applied (misconfigurations)
 #
 #   Engine notes (measured on regorus and regopy/rego-cpp):
@@ -181,11 +183,37 @@ with_tag(name, tag, digest) := concat("@", [name, digest]) if {
 
 with_tag(name, "", "") := name
 
-# ArtifactName of a container image report (trivy image).
+# ArtifactName of a container image report (trivy image). Trivy writes ArtifactName, ArtifactType
+# and Metadata only when they are non-empty (`omitempty`): without an ArtifactName (as in reports
+# made inside the Trivy Operator), the image is the first of Metadata.RepoTags, else of
+# Metadata.RepoDigests, when the report is of a container image or says nothing of its type.
 artifact_image := name if {
 	str(doc, "ArtifactType") == "container_image"
 	name := str(doc, "ArtifactName")
 	name != ""
+} else := name if {
+	str(doc, "ArtifactName") == ""
+	str(doc, "ArtifactType") in {"container_image", ""}
+	name := report_metadata_first("RepoTags")
+	name != ""
+} else := name if {
+	str(doc, "ArtifactName") == ""
+	str(doc, "ArtifactType") in {"container_image", ""}
+	name := report_metadata_first("RepoDigests")
+	name != ""
+} else := ""
+
+report_metadata := object_of(object.get(doc, "Metadata", {}))
+
+# The first non-empty string of a list in Metadata (RepoTags, RepoDigests), "" when there is none.
+report_metadata_first(key) := first if {
+	names := [n |
+		some n in array_of(object.get(report_metadata, key, []))
+		is_string(n)
+		n != ""
+	]
+	count(names) > 0
+	first := names[0]
 } else := ""
 
 subject_image := string_of(object.get(input, ["subject", "image"], ""))
@@ -249,8 +277,10 @@ resource_fields(info) := {
 
 no_resource_fields := {"resource": "", "kind": "", "namespace": "", "name": ""}
 
+# Resources, or Findings (`trivy k8s --report summary`: the same resources, consolidated).
 resource_entries := [e |
-	some res in array_of(object.get(doc, "Resources", []))
+	some key in ["Resources", "Findings"]
+	some res in array_of(object.get(doc, key, []))
 	is_object(res)
 	img := resource_image(res)
 	info := resource_info(res)

@@ -160,3 +160,56 @@ test_severity_of_lower_cases if {
 	severity_of("UNKNOWN") == "info"
 	severity_of(null) == "info"
 }
+
+# Trivy tags ArtifactName, ArtifactType, Metadata and Results `omitempty`: a report made inside the
+# Trivy Operator can come without ArtifactName, and is judged all the same.
+operator_made_report := {
+	"SchemaVersion": 2,
+	"Metadata": {"RepoTags": ["ghcr.io/acme/api:2.1"], "RepoDigests": ["ghcr.io/acme/api@sha256:abc"]},
+	"Results": [{
+		"Target": "ghcr.io/acme/api:2.1 (alpine 3.19)",
+		"Vulnerabilities": [{"VulnerabilityID": "CVE-6", "PkgName": "musl", "FixedVersion": "1.2.5", "Severity": "HIGH"}],
+	}],
+}
+
+test_report_without_artifact_name_is_read if {
+	vs := vulnerabilities with input as {"event": operator_made_report}
+	count(vs) == 1
+	some v in vs
+	v.id == "CVE-6"
+	v.image == "ghcr.io/acme/api:2.1"
+	v.target == "ghcr.io/acme/api:2.1 (alpine 3.19)"
+}
+
+test_image_from_repo_digests_when_no_tags if {
+	doc := {"Metadata": {"RepoDigests": ["ghcr.io/acme/api@sha256:abc"]}, "Results": []}
+	image == "ghcr.io/acme/api@sha256:abc" with input as {"event": doc}
+	image == "" with input as {"event": {"ArtifactType": "filesystem", "Metadata": {"RepoTags": ["x:1"]}}}
+}
+
+test_findings_of_every_omitted_field_are_still_read if {
+	doc := {"Results": [{
+		"Vulnerabilities": [{}],
+		"Secrets": [{}],
+		"Misconfigurations": [{}],
+	}]}
+	count(vulnerability_list) == 1 with input as {"event": doc}
+	count(secret_list) == 1 with input as {"event": doc}
+	count(misconfiguration_list) == 1 with input as {"event": doc}
+	some v in vulnerability_list with input as {"event": doc}
+	v.id == ""
+	v.severity == "info"
+}
+
+test_k8s_summary_report_findings if {
+	doc := {"ClusterName": "kind", "Findings": [{
+		"Kind": "Deployment",
+		"Name": "web",
+		"Results": [{"Target": "nginx:1.25 (debian 12)", "Class": "os-pkgs", "Vulnerabilities": [{"VulnerabilityID": "CVE-7", "Severity": "LOW"}]}],
+	}]}
+	vs := vulnerabilities with input as {"event": doc}
+	some v in vs
+	v.id == "CVE-7"
+	v.resource == "Deployment/web"
+	v.image == "nginx:1.25"
+}

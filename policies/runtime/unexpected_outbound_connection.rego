@@ -6,12 +6,12 @@
 #   version: 1.0.0
 #   severity: medium
 #   enforcement: deny
-#   controls: ["nsa-cisa:threat-detection:runtime-monitoring", "nsa-cisa:network-separation:network-policies", "cis-k8s:5.3.2"]
+#   controls: ["nsa-cisa:threat-detection:runtime-monitoring"]
 package tribunal.falco.unexpected_outbound_connection
 
 import rego.v1
 
-controls := ["nsa-cisa:threat-detection:runtime-monitoring", "nsa-cisa:network-separation:network-policies", "cis-k8s:5.3.2"]
+controls := ["nsa-cisa:threat-detection:runtime-monitoring"]
 
 violations contains v if {
 	"outbound" in data.tribunal.lib.falco.categories

@@ -17,7 +17,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tribunal import collector
-from tribunal.actions import ActionError, ImageBlocklist, KubeConnector, build_dispatcher, policy_reloader
+from tribunal.actions import (
+    ActionError,
+    DedupeWindows,
+    DestructiveBudget,
+    ImageBlocklist,
+    KubeConnector,
+    SharedBlocklist,
+    build_dispatcher,
+    policy_reloader,
+)
 from tribunal.actions.outbox import OutboxSweep
 from tribunal.actions.responder import Responder
 from tribunal.model import EvidenceKind
@@ -33,6 +42,7 @@ from tribunal.reports.api import read_api_routes
 from tribunal.server import (
     Authenticator,
     CertificateReloader,
+    ClientCertificates,
     Component,
     KubernetesTokenReviewer,
     ReadinessCheck,
@@ -51,6 +61,9 @@ from tribunal.store import (
     BackgroundRecorder,
     Record,
     Recorder,
+    SqlBlockedImages,
+    SqlDedupeWindows,
+    SqlDestructiveBudget,
     SqlStore,
     UnsettledActions,
     record_claiming,
@@ -89,6 +102,34 @@ def build_store(settings: Settings, *, wait_for_database: bool = False) -> SqlSt
         thread_nice=settings.database_thread_nice,
         redaction=settings.evidence_redaction,
         wait_for_database=wait_for_database,
+    )
+
+
+def shared_action_state(
+    settings: Settings, store: SqlStore | None
+) -> tuple[DedupeWindows | None, DestructiveBudget | None, SharedBlocklist | None]:
+    """The dedupe windows, blast-radius budget and blocked images that the replicas on ``store``'s
+    database share (``actions.shared_state``: by default on PostgreSQL only); Nones: each process
+    keeps its own (SQLite, a single replica)."""
+    mode = settings.actions.shared_state
+    if mode == "auto":
+        mode = "database" if settings.database_url.startswith("postgresql") else "local"
+    if store is None or mode == "local":
+        return None, None, None
+    return (
+        SqlDedupeWindows(store),
+        SqlDestructiveBudget(store, settings.actions.destructive_per_minute),
+        SqlBlockedImages(store),
+    )
+
+
+def build_blocklist(settings: Settings, shared: SharedBlocklist | None) -> ImageBlocklist:
+    """block-image's state: ``images.json`` in ``actions.state_dir``, following ``shared`` if any."""
+    return ImageBlocklist(
+        settings.actions.state_dir,
+        shared=shared,
+        poll_seconds=settings.actions.state_poll_seconds,
+        timeout=settings.actions.shared_state_timeout_seconds,
     )
 
 
@@ -171,8 +212,12 @@ def build_server(
     Verdicts are recorded in the store of ``settings.database_url`` (or ``recorder``, for tests), then
     acted on by the response rules."""
     tls = None  # checked first: a server that could not serve must not start anything
+    if settings.tls_client_ca_file and not (settings.tls_cert_file and settings.tls_key_file):
+        raise ValueError(
+            "TRIBUNAL_TLS_CLIENT_CA_FILE needs TLS: set TRIBUNAL_TLS_CERT_FILE and TRIBUNAL_TLS_KEY_FILE"
+        )
     if settings.tls_cert_file and settings.tls_key_file:
-        tls = CertificateReloader(settings.tls_cert_file, settings.tls_key_file)
+        tls = CertificateReloader(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file)
     elif settings.tls_cert_file or settings.tls_key_file:
         raise ValueError("set both TRIBUNAL_TLS_CERT_FILE and TRIBUNAL_TLS_KEY_FILE, or neither")
     elif not settings.plain_http:
@@ -181,15 +226,18 @@ def build_server(
             "a self-signed pair); TRIBUNAL_PLAIN_HTTP=true serves plain HTTP, for a TLS-terminating proxy"
         )
     registry = registry or CollectorRegistry()
-    # The block-image state file must exist before the policies load: it is their data.
-    blocklist = ImageBlocklist(settings.actions.state_dir)
-    runtime = build_policy_runtime(settings, extra_data=[blocklist.path])
-    blocklist.on_change = policy_reloader(runtime)
-    publisher = _LatePublisher()
-    dispatcher = build_dispatcher(settings, registry, blocklist=blocklist, publisher=publisher)
     # A database that does not answer at start is waited for: the server listens meanwhile, /readyz
     # says why it is not ready, and what needs the store starts once it connects.
     store = build_store(settings, wait_for_database=True)
+    dedupe, budget, shared_images = shared_action_state(settings, store)
+    # The block-image state file must exist before the policies load: it is their data.
+    blocklist = build_blocklist(settings, shared_images)
+    runtime = build_policy_runtime(settings, extra_data=[blocklist.path])
+    blocklist.on_change = policy_reloader(runtime)
+    publisher = _LatePublisher()
+    dispatcher = build_dispatcher(
+        settings, registry, blocklist=blocklist, publisher=publisher, dedupe=dedupe, budget=budget
+    )
     sink: Recorder = recorder or store
     # The store records unless a recorder is given (tests); the read API always reads the store.
     components: list[Component] = [store]
@@ -428,6 +476,9 @@ def build_authenticator(
         reviewer=reviewer,
         anonymous=auth.anonymous,
         cache_seconds=auth.cache_seconds,
+        validate_clients=(
+            ClientCertificates(frozenset(settings.tls_client_names)) if settings.tls_client_ca_file else None
+        ),
     )
 
 
@@ -585,14 +636,17 @@ async def run_consumers(
     response rules and the Kafka consumers, until SIGTERM or SIGINT; then a graceful stop. 0 on a clean
     stop, 1 when the consumer failed. ``metrics_port``: serve the Prometheus metrics on it
     (``/metrics``), on ``settings.host``."""
-    blocklist = ImageBlocklist(settings.actions.state_dir)
+    # A database that does not answer at start is waited for: nothing is consumed until it connects.
+    store = build_store(settings, wait_for_database=True) if recorder is None else None
+    dedupe, budget, shared_images = shared_action_state(settings, store)
+    blocklist = build_blocklist(settings, shared_images)
     runtime = build_policy_runtime(settings, extra_data=[blocklist.path])
     blocklist.on_change = policy_reloader(runtime)
     metrics = PipelineMetrics(CollectorRegistry())
     publisher = _LatePublisher()
-    dispatcher = build_dispatcher(settings, metrics.registry, blocklist=blocklist, publisher=publisher)
-    # A database that does not answer at start is waited for: nothing is consumed until it connects.
-    store = build_store(settings, wait_for_database=True) if recorder is None else None
+    dispatcher = build_dispatcher(
+        settings, metrics.registry, blocklist=blocklist, publisher=publisher, dedupe=dedupe, budget=budget
+    )
     recorder = recorder or store
     assert recorder is not None
     outbox = recorder if isinstance(recorder, ActionOutbox) else None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,8 +27,12 @@ from tribunal.reports import FORMATS, build_report, get_format, load_framework, 
 from tribunal.server import Server, generate_self_signed
 from tribunal.settings import Settings
 from tribunal.sources import expand_paths, read_evidence
+from tribunal.sources.files import EVIDENCE_SUFFIXES
 
-EXIT_OK, EXIT_ERROR, EXIT_VERDICT = 0, 1, 2
+# Exit codes (docs/cli.md): 0 done; 1 an error (a document that could not be judged, bad settings, a
+# server that could not start); 2 a usage error (argparse's own); 3 a verdict reached --fail-on (as
+# conftest gives failing policies their own code, a CI job can tell "the manifests fail" from "broken").
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VERDICT = 0, 1, 2, 3
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 log = logging.getLogger("tribunal.cli")
@@ -51,29 +57,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except BrokenPipeError:
         return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+    except (TribunalError, ValueError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"tribunal: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: one line, the traceback with --debug
+        if args.debug:
+            raise
+        print(
+            f"tribunal: internal error: {type(exc).__name__}: {exc} (--debug shows the traceback; "
+            "please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     return code
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tribunal", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="tribunal",
+        description="Judge Kubernetes evidence (admission reviews, Falco alerts, Trivy reports) against "
+        "Rego policies: from files (judge), as a webhook and HTTP ingest (serve, dev), from Kafka "
+        "(consume); test and list the policies (policy); export compliance reports (report). "
+        "Exit codes: 0 done, 1 error, 2 usage error, 3 a verdict reached --fail-on.",
+    )
     parser.add_argument("--version", action="version", version=f"tribunal {__version__}")
     parser.add_argument("--config", type=Path, help="YAML settings file (TRIBUNAL_* variables override it)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(metavar="COMMAND")
 
     judge = commands.add_parser(
         "judge",
         help="judge evidence files and print one verdict per line",
         description="Judge AdmissionReviews, Falco alerts and Trivy reports (JSON, JSON Lines, YAML; - "
-        "for stdin; directories are searched). Exit 0, 2 when a verdict reaches --fail-on, 1 when "
-        "any document could not be judged (the others still are).",
+        "for stdin; directories are searched, hidden files aside). Exit 0; 3 when a verdict reaches "
+        "--fail-on; 1 when any document could not be judged (the others still are) or no evidence "
+        "was found (unless --allow-empty).",
     )
     judge.add_argument("files", nargs="+", metavar="FILE", help="evidence file, directory, or -")
-    judge.add_argument("--policies", type=Path, help="policy directory [TRIBUNAL_POLICY_DIR or policies]")
-    judge.add_argument("--rules", type=Path, help="rules directory [TRIBUNAL_RULES_DIR or rules]")
+    judge.add_argument("--policies", type=Path, help="policy directory [TRIBUNAL_POLICY_DIR or bundled]")
+    judge.add_argument("--rules", type=Path, help="rules directory [TRIBUNAL_RULES_DIR or bundled]")
     judge.add_argument("--data", type=Path, action="append", default=[], help="extra data file (JSON/YAML)")
     judge.add_argument("--kind", choices=[k.value for k in EvidenceKind], help="expect this kind")
     judge.add_argument("--engine", choices=engine_names(), help="Rego backend [regorus]")
-    judge.add_argument("--fail-on", choices=["deny", "warn"], help="exit 2 when a verdict reaches this")
+    judge.add_argument("--fail-on", choices=["deny", "warn"], help="exit 3 when a verdict reaches this")
+    judge.add_argument(
+        "--allow-empty", action="store_true", help="exit 0 when no evidence is found (default: exit 1)"
+    )
     judge.add_argument("--format", choices=["json", "table"], default="json", help="output [json]")
     judge.set_defaults(handler=_judge)
 
@@ -81,10 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     policy_commands = policy.add_subparsers(metavar="COMMAND")
     test = policy_commands.add_parser(
         "test",
-        help="run the test_* rules of every *_test.rego, as `opa test` does",
+        help="run the test_* rules of every *_test.rego, as 'opa test' does",
         description="Exit 1 when any test fails or errors.",
     )
-    test.add_argument("directory", nargs="?", type=Path, help="policy directory [policies]")
+    test.add_argument("directory", nargs="?", type=Path, help="policy directory [bundled]")
     test.add_argument("--data", type=Path, action="append", default=[], help="extra data file")
     test.add_argument("--run", metavar="REGEX", help="only tests whose data path matches")
     test.add_argument("-v", "--verbose", action="store_true", help="list every test, not only failures")
@@ -92,8 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     listing = policy_commands.add_parser(
         "list", help="list the policies with their kind, enforcement, severity and controls"
     )
-    listing.add_argument("directory", nargs="?", type=Path, help="policy directory [policies]")
-    listing.add_argument("--rules", type=Path, help="rules directory, for enforcement overrides [rules]")
+    listing.add_argument("directory", nargs="?", type=Path, help="policy directory [bundled]")
+    listing.add_argument("--rules", type=Path, help="rules directory, for enforcement overrides [bundled]")
     listing.add_argument("--format", choices=["table", "json", "markdown"], default="table")
     listing.set_defaults(handler=_policy_list)
 
@@ -113,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         "127.0.0.1 over HTTPS with the embedded defaults: an embedded Kafka-compatible broker (Tansu, from "
         "the dev extra) and the consumers, SQLite in --cert-dir; prints the addresses.",
     )
-    _server_flags(dev)
+    _server_flags(dev, plain_http=False)
     dev.add_argument(
         "--cert-dir",
         type=Path,
@@ -126,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="send the bundled examples to a running `tribunal dev` and print the verdicts",
+        help="send the bundled examples to a running 'tribunal dev' and print the verdicts",
         description="Admission reviews go to /validate, Trivy reports to /ingest/trivy, Falco alerts to "
         "the falco-events topic (or /ingest/falco without Kafka); one line per verdict as it comes back. "
         "Reads the dev instance's address from <cert-dir>/dev.json. Exit 1 if a verdict is missing.",
@@ -148,9 +181,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--namespace", help="one namespace only")
     report.add_argument("--since", help="subjects judged since: ISO 8601 time or a span (30d, 12h)")
     report.add_argument("-o", "--output", type=Path, help="write to FILE [stdout]")
-    report.add_argument("--database-url", help="[TRIBUNAL_DATABASE_URL or sqlite+aiosqlite:///tribunal.db]")
-    report.add_argument("--rules", type=Path, help="rules directory, for frameworks/ [rules]")
-    report.add_argument("--policies", type=Path, help="policy directory, for policy kinds [policies]")
+    report.add_argument(
+        "--database-url",
+        help="[TRIBUNAL_DATABASE_URL; else the record of a tribunal dev started here (--cert-dir); else "
+        "sqlite+aiosqlite:///tribunal.db]",
+    )
+    report.add_argument("--cert-dir", type=Path, default=Path(".tribunal-dev"), help="tribunal dev's folder")
+    report.add_argument("--rules", type=Path, help="rules directory, for frameworks/ [bundled]")
+    report.add_argument("--policies", type=Path, help="policy directory, for policy kinds [bundled]")
     report.set_defaults(handler=_report)
 
     consume = commands.add_parser(
@@ -164,26 +202,29 @@ def _parser() -> argparse.ArgumentParser:
     consume.add_argument("--topics", help="topic=kind,... [TRIBUNAL_KAFKA_TOPICS]")
     consume.add_argument("--group-id", help="consumer group [TRIBUNAL_KAFKA_GROUP_ID or tribunal]")
     consume.add_argument("--workers", type=int, help="judge processes; 0: in-process [one per core]")
-    consume.add_argument("--policies", type=Path, help="policy directory [TRIBUNAL_POLICY_DIR or policies]")
-    consume.add_argument("--rules", type=Path, help="rules directory [TRIBUNAL_RULES_DIR or rules]")
+    consume.add_argument("--policies", type=Path, help="policy directory [TRIBUNAL_POLICY_DIR or bundled]")
+    consume.add_argument("--rules", type=Path, help="rules directory [TRIBUNAL_RULES_DIR or bundled]")
     consume.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port [off]")
     consume.set_defaults(handler=_consume)
     return parser
 
 
-def _server_flags(command: argparse.ArgumentParser) -> None:
+def _server_flags(command: argparse.ArgumentParser, plain_http: bool = True) -> None:
+    """The flags of serve and dev (dev always serves HTTPS, with the certificate it makes)."""
     command.add_argument("--host", help="listen address [TRIBUNAL_HOST or 0.0.0.0]")
     command.add_argument("--port", type=int, help="listen port [TRIBUNAL_PORT or 8443]")
-    command.add_argument("--tls-cert-file", type=Path, help="PEM certificate (required unless --plain-http)")
+    required = " (required unless --plain-http)" if plain_http else " [the one dev makes in --cert-dir]"
+    command.add_argument("--tls-cert-file", type=Path, help="PEM certificate" + required)
     command.add_argument("--tls-key-file", type=Path, help="PEM key of --tls-cert-file")
-    command.add_argument(
-        "--plain-http",
-        action="store_true",
-        default=None,
-        help="serve plain HTTP without a certificate (behind a TLS-terminating proxy only)",
-    )
-    command.add_argument("--policies", type=Path, help="policy directory [policies]")
-    command.add_argument("--rules", type=Path, help="rules directory [rules]")
+    if plain_http:
+        command.add_argument(
+            "--plain-http",
+            action="store_true",
+            default=None,
+            help="serve plain HTTP without a certificate (behind a TLS-terminating proxy only)",
+        )
+    command.add_argument("--policies", type=Path, help="policy directory [bundled]")
+    command.add_argument("--rules", type=Path, help="rules directory [bundled]")
     command.add_argument("--engine", choices=engine_names(), help="Rego backend [regorus]")
     command.add_argument(
         "--failure-policy", choices=["fail", "ignore"], help="when no verdict in time [fail]"
@@ -199,7 +240,7 @@ def _server_settings(args: argparse.Namespace, **extra: Any) -> Settings:
         port=args.port,
         tls_cert_file=args.tls_cert_file,
         tls_key_file=args.tls_key_file,
-        plain_http=args.plain_http,
+        plain_http=getattr(args, "plain_http", None),
         policy_dir=args.policies,
         rules_dir=args.rules,
         engine=args.engine,
@@ -219,8 +260,32 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"tribunal serve: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    asyncio.run(serve(server, shutdown_delay=settings.shutdown_delay_seconds))
+    try:
+        asyncio.run(serve(server, shutdown_delay=settings.shutdown_delay_seconds))
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"tribunal serve: {_port_busy(settings)}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
+
+
+def _port_busy(settings: Settings) -> str:
+    return (
+        f"port {settings.port} on {settings.host} is in use (another Tribunal?): choose another with "
+        "--port or TRIBUNAL_PORT"
+    )
+
+
+def _port_free(host: str, port: int) -> bool:
+    """Whether ``port`` can be bound on ``host`` now (a check before starting a child on it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -243,6 +308,13 @@ def _dev(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("tribunal dev on %s: ingest, the read API and /metrics are open to anyone", args.host)
     if not args.no_kafka and not os.environ.get("TRIBUNAL_KAFKA_BOOTSTRAP_SERVERS"):
+        if not _port_free("127.0.0.1", args.kafka_port):
+            print(
+                f"tribunal dev: port {args.kafka_port} (the embedded Kafka broker) is in use (another "
+                "`tribunal dev`?): choose another with --kafka-port, or run without Kafka: --no-kafka",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
         broker = EmbeddedBroker(port=args.kafka_port)
         extra["kafka_bootstrap_servers"] = broker.bootstrap
     settings = _server_settings(args, **extra)
@@ -263,6 +335,11 @@ def _dev(args: argparse.Namespace) -> int:
     except BrokerUnavailable as exc:
         print(f"tribunal: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"tribunal dev: {_port_busy(settings)}", file=sys.stderr)
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -282,7 +359,10 @@ def _announce(server: Server, settings: Settings, cert_dir: Path) -> None:
     """Print where everything listens, and leave it in <cert-dir>/dev.json for `tribunal demo`."""
     url = server.url
     target = DemoTarget(
-        url=url, cafile=str(settings.tls_cert_file), kafka_bootstrap=settings.kafka_bootstrap_servers
+        url=url,
+        cafile=str(settings.tls_cert_file),
+        kafka_bootstrap=settings.kafka_bootstrap_servers,
+        database_url=settings.database_url,
     )
     (cert_dir / DEV_INFO).write_text(target.model_dump_json(indent=2))
     lines = [
@@ -332,30 +412,94 @@ def _judge(args: argparse.Namespace) -> int:
     fail_on = Decision(args.fail_on) if args.fail_on else None
     out = sys.stdout
     table = _Table(out) if args.format == "table" else None
-    errors = reached = 0
-    for path in expand_paths(args.files):
-        for item in read_evidence(path, kind, settings.max_document_bytes):
-            if isinstance(item, EvidenceError):
-                errors += 1
-                print(f"tribunal: error: {item}", file=sys.stderr)
-                continue
-            try:
-                verdict = judge.judge(item)
-            except PolicyError as exc:
-                errors += 1
-                print(f"tribunal: error: {exc}", file=sys.stderr)
-                continue
-            if fail_on is not None and verdict.decision.rank >= fail_on.rank:
-                reached += 1
-            if table is not None:
-                table.add(item.source, verdict)
-            else:
-                out.write(verdict.model_dump_json() + "\n")
+    errors = reached = judged = 0
+    skipped: list[str] = []
+    paths = expand_paths(args.files, skipped)
+    with Progress("judging", len(paths)) as progress:
+        for path in skipped:
+            progress.say(f"tribunal: skipped {path}: not an evidence file ({', '.join(EVIDENCE_SUFFIXES)})")
+        for path in paths:
+            for item in read_evidence(path, kind, settings.max_document_bytes):
+                if isinstance(item, EvidenceError):
+                    errors += 1
+                    progress.say(f"tribunal: error: {item}")
+                    continue
+                try:
+                    verdict = judge.judge(item)
+                except PolicyError as exc:
+                    errors += 1
+                    progress.say(f"tribunal: error: {exc}")
+                    continue
+                judged += 1
+                if fail_on is not None and verdict.decision.rank >= fail_on.rank:
+                    reached += 1
+                if table is not None:
+                    table.add(item.source, verdict)
+                else:
+                    out.write(verdict.model_dump_json() + "\n")
+            progress.advance()
     if table is not None:
         table.close(errors)
+    if not judged and not errors and not args.allow_empty:
+        where = ", ".join(args.files)
+        print(
+            f"tribunal: error: no evidence in {where} ({len(skipped)} files skipped); --allow-empty "
+            "accepts that",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     if errors:
         return EXIT_ERROR
     return EXIT_VERDICT if reached else EXIT_OK
+
+
+class Progress:
+    """A progress bar on stderr while ``total`` steps run (a spinner when the length is unknown, None),
+    when stderr is a terminal and the work is long enough to watch (more than a few steps); silent
+    otherwise (pipes, CI logs). ``say`` prints a line above the bar (errors, skipped files) instead of
+    through it."""
+
+    def __init__(self, what: str, total: int | None, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._bar: Any = None
+        self._task: Any = None
+        if (total is None or total > 3) and self.stream.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            console = Console(file=self.stream)
+            if total is None:  # work of unknown length (a report over the record): a spinner and the time
+                columns: tuple[Any, ...] = (SpinnerColumn(), TextColumn(what), TimeElapsedColumn())
+            else:
+                columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+            self._bar = Bar(*columns, console=console, transient=True)
+            self._task = self._bar.add_task(what, total=total)
+
+    def __enter__(self) -> Progress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def advance(self, steps: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, steps)
+
+    def say(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        else:
+            print(line, file=self.stream)
 
 
 class _Table:
@@ -424,6 +568,7 @@ def _policy_list(args: argparse.Namespace) -> int:
     settings = _settings(args, policy_dir=args.directory, rules_dir=args.rules)
     policy_set = load_policy_set(settings.policy_dir, allow_network=settings.policy_allow_network)
     enforcement = load_enforcement(settings.rules_dir)
+    enforcement.check_policies(policy_set.policies)
     policies = sorted(policy_set.policies.values(), key=lambda p: (p.kind, p.path))
     rows = [
         {**p.model_dump(mode="json"), "enforcement": enforcement.resolve(p.id, p.enforcement).value}
@@ -449,14 +594,23 @@ def _policy_list(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     settings = _settings(args, database_url=args.database_url, rules_dir=args.rules, policy_dir=args.policies)
+    dev_info = args.cert_dir / DEV_INFO
+    if "database_url" not in settings.model_fields_set and dev_info.exists():
+        # Nothing says which record: the one `tribunal dev` (started here) keeps.
+        dev_url = DemoTarget.model_validate_json(dev_info.read_text()).database_url
+        if dev_url:
+            print(f"tribunal: reading the record of tribunal dev: {dev_url}", file=sys.stderr)
+            settings = settings.model_copy(update={"database_url": dev_url})
     try:
         exporter = get_format(args.format)
-        framework = load_framework(settings.rules_dir, args.framework)
+        kinds = policy_kinds(settings)
+        framework = load_framework(settings.rules_dir, args.framework, kinds)
         since = parse_since(args.since) if args.since else None
         url = make_url(settings.database_url)
         if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
             raise OSError(f"database_url: {url.database} does not exist (nothing recorded there yet)")
-        body = asyncio.run(_build_report(settings, framework, args.namespace, since, exporter))
+        with Progress("reading the record", None):
+            body = asyncio.run(_build_report(settings, framework, kinds, args.namespace, since, exporter))
     except (TribunalError, ValueError, OSError) as exc:
         print(f"tribunal: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
@@ -468,14 +622,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 async def _build_report(
-    settings: Settings, framework: Any, namespace: str | None, since: Any, exporter: Any
+    settings: Settings, framework: Any, kinds: Any, namespace: str | None, since: Any, exporter: Any
 ) -> bytes:
     store = build_store(settings)
     await store.start()
     try:
-        report = await build_report(
-            store, framework, policy_kinds=policy_kinds(settings), namespace=namespace, since=since
-        )
+        report = await build_report(store, framework, policy_kinds=kinds, namespace=namespace, since=since)
     finally:
         await store.stop()
     rendered: bytes = exporter.render(report)

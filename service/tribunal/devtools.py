@@ -156,12 +156,14 @@ class DemoTarget(BaseModel):
     kafka_bootstrap: str | None = None
     falco_topic: str = "falco-events"
     verdict_topic: str = "tribunal-verdicts"
+    database_url: str | None = None  # the dev instance's record, for `tribunal report`
 
 
 async def run_demo(target: DemoTarget, examples: Path, out: TextIO) -> int:
-    """Admission reviews to ``/validate``, Trivy reports to ``/ingest/trivy``, Falco alerts to the
-    ``falco-events`` topic (or ``/ingest/falco`` without Kafka); prints one line per verdict as it
-    comes back. Returns the number of documents that got no verdict."""
+    """Trivy reports to ``/ingest/trivy`` first (a report can block an image the reviews then use, so
+    every run prints the same), then admission reviews to ``/validate``, then Falco alerts to the
+    ``falco-events`` topic (or ``/ingest/falco`` without Kafka); one line per verdict, in the order
+    sent. Returns the number of documents that got no verdict."""
     from tribunal.model import EvidenceKind
     from tribunal.sources import expand_paths, read_evidence
 
@@ -177,6 +179,7 @@ async def run_demo(target: DemoTarget, examples: Path, out: TextIO) -> int:
     out.write(f"{'DECISION':<9} {'KIND':<10} {'VIA':<16} SOURCE\n")
     connector = aiohttp.TCPConnector(ssl=context) if context else aiohttp.TCPConnector()
     async with aiohttp.ClientSession(connector=connector) as http:
+        missing += await _demo_ingest(http, target, EvidenceKind.TRIVY, docs[EvidenceKind.TRIVY], out)
         for source, body in docs[EvidenceKind.ADMISSION]:
             answer = await _post(http, f"{target.url}/validate", body)
             response = answer.get("response", {})
@@ -186,19 +189,46 @@ async def run_demo(target: DemoTarget, examples: Path, out: TextIO) -> int:
                 else ("warn" if response.get("warnings") else "allow")
             )
             out.write(f"{decision:<9} {'admission':<10} {'POST /validate':<16} {source}\n")
-        http_kinds = [EvidenceKind.TRIVY] + ([] if target.kafka_bootstrap else [EvidenceKind.FALCO])
-        for kind in http_kinds:
-            for source, body in docs[kind]:
-                answer = await _post(http, f"{target.url}/ingest/{kind.value}", body)
-                if "decision" not in answer:
-                    missing += 1
-                    out.write(f"{'error':<9} {kind.value:<10} {'POST /ingest':<16} {source}: {answer}\n")
-                    continue
-                out.write(f"{answer['decision']:<9} {kind.value:<10} {'POST /ingest':<16} {source}\n")
+        if not target.kafka_bootstrap:
+            missing += await _demo_ingest(http, target, EvidenceKind.FALCO, docs[EvidenceKind.FALCO], out)
     if target.kafka_bootstrap and docs[EvidenceKind.FALCO]:
         missing += await _demo_kafka(target, docs[EvidenceKind.FALCO], out)
     out.flush()
     return missing
+
+
+async def _demo_ingest(
+    http: aiohttp.ClientSession, target: DemoTarget, kind: Any, docs: list[tuple[str, bytes]], out: TextIO
+) -> int:
+    missing = 0
+    acting: list[str] = []
+    for source, body in docs:
+        answer = await _post(http, f"{target.url}/ingest/{kind.value}", body)
+        if "decision" not in answer:
+            missing += 1
+            out.write(f"{'error':<9} {kind.value:<10} {'POST /ingest':<16} {source}: {answer}\n")
+            continue
+        out.write(f"{answer['decision']:<9} {kind.value:<10} {'POST /ingest':<16} {source}\n")
+        acting.append(answer["id"])
+    # The response rules act after the answer (a blocked image, for one): wait until they have, so
+    # what comes next is judged with it, on every run alike.
+    for evidence_id in acting:
+        await _actions_done(http, target, evidence_id)
+    return missing
+
+
+async def _actions_done(http: aiohttp.ClientSession, target: DemoTarget, evidence_id: str) -> None:
+    """Until the verdict's actions have run (GET /verdicts/{id}), at most 15 s; at once when the read
+    API is closed to the demo (a server with authentication)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(15):
+            while True:
+                async with http.get(f"{target.url}/verdicts/{evidence_id}") as resp:
+                    if resp.status in (401, 403):
+                        return
+                    if resp.status == 200 and not (await resp.json()).get("actions_pending", False):
+                        return
+                await asyncio.sleep(0.1)
 
 
 async def _post(http: aiohttp.ClientSession, url: str, body: bytes) -> dict[str, Any]:
@@ -212,7 +242,9 @@ async def _demo_kafka(target: DemoTarget, alerts: list[tuple[str, bytes]], out: 
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     # Ids are content hashes or Falco uuids: give each alert a fresh uuid so a re-run is judged anew.
+    # Verdicts come back in any order (partitions): printed in the order sent once all are in.
     sent: dict[str, str] = {}
+    decisions: dict[str, str] = {}
     consumer = AIOKafkaConsumer(
         target.verdict_topic, bootstrap_servers=target.kafka_bootstrap, auto_offset_reset="latest"
     )
@@ -226,20 +258,21 @@ async def _demo_kafka(target: DemoTarget, alerts: list[tuple[str, bytes]], out: 
             doc["uuid"] = str(uuid.uuid4())
             sent[doc["uuid"]] = source
             await producer.send_and_wait(target.falco_topic, orjson.dumps(doc))
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(30):
-                while sent:
+                while len(decisions) < len(sent):
                     for messages in (await consumer.getmany(timeout_ms=1000)).values():
                         for message in messages:
                             verdict = orjson.loads(message.value)
-                            found = sent.pop(str(verdict.get("evidence_id")), None)
-                            if found is not None:
-                                out.write(f"{verdict['decision']:<9} {'falco':<10} {'Kafka':<16} {found}\n")
-                                out.flush()
-        except TimeoutError:
-            for lost in sent.values():
-                out.write(f"{'missing':<9} {'falco':<10} {'Kafka':<16} {lost}: no verdict in 30 s\n")
+                            evidence_id = str(verdict.get("evidence_id"))
+                            if evidence_id in sent:
+                                decisions[evidence_id] = verdict["decision"]
     finally:
         await producer.stop()
         await consumer.stop()
-    return len(sent)
+    for evidence_id, source in sent.items():
+        if evidence_id in decisions:
+            out.write(f"{decisions[evidence_id]:<9} {'falco':<10} {'Kafka':<16} {source}\n")
+        else:
+            out.write(f"{'missing':<9} {'falco':<10} {'Kafka':<16} {source}: no verdict in 30 s\n")
+    return len(sent) - len(decisions)

@@ -3,14 +3,16 @@ use the same names."""
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tribunal.bundled import BUNDLED, BundledMissing, BundledName, bundled_dir
 from tribunal.model.redact import Redaction
 from tribunal.model.trivy import OPERATOR_REPORT_PLURALS
 
@@ -103,6 +105,32 @@ class ActionSettings(BaseModel):
         description="Verdicts recorded this long ago whose actions never settled (a replica died between "
         "recording and acting) are acted on again by the outbox sweep, every half of it.",
     )
+    outbox_retries: int = Field(
+        10,
+        ge=0,
+        le=100,
+        description="An action still failing transiently after max_attempts (its receiver down) keeps "
+        "its verdict in the outbox, and the outbox sweep tries it again this many times at most, the "
+        "delay doubling from outbox_grace_seconds up to 8 times it; then it is recorded as failed.",
+    )
+    shared_state: Literal["auto", "database", "local"] = Field(
+        "auto",
+        description="Where the dedupe windows, the blast-radius budget and the blocked images live: "
+        "`database` shares them between the replicas on TRIBUNAL_DATABASE_URL, `local` keeps them in "
+        "each process (and images.json); `auto`: `database` on PostgreSQL, `local` on SQLite.",
+    )
+    state_poll_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often each replica reads the shared blocked images, besides PostgreSQL's "
+        "notifications (which make a block reach every replica at once).",
+    )
+    shared_state_timeout_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="Deadline of one read or write of the shared state; past it, dedupe acts, "
+        "destructive actions are refused and the blocked images stay as last read.",
+    )
 
 
 class AuthSettings(BaseModel):
@@ -149,8 +177,31 @@ class Settings(BaseSettings):
         "for local tests (the API server calls webhooks over HTTPS only).",
     )
     tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
-    policy_dir: Path = Field(Path("policies"), description="Rego policies and their data files.")
-    rules_dir: Path = Field(Path("rules"), description="enforcement.yaml, response/, frameworks/.")
+    tls_client_ca_file: Path | None = Field(
+        None,
+        description="PEM CA of the client certificate POST /validate then requires: the API server's, "
+        "from its AdmissionConfiguration kubeconfig (docs/security.md#the-api-servers-certificate); a "
+        "review sent without a certificate that CA signed gets 401. Unset: /validate is open (the API "
+        "server sends no token).",
+    )
+    tls_client_names: NameList = Field(
+        [],
+        description="With tls_client_ca_file: the client certificate's common name or a DNS name of it "
+        "must be one of these (e.g. kube-apiserver, as Gatekeeper's --client-cn-name), else 403; empty: "
+        "any certificate the CA signed.",
+    )
+    policy_dir: Path = Field(
+        BUNDLED,  # a word, resolved to a folder by _folder below
+        validate_default=True,
+        description="Rego policies and their data files: a folder, or `bundled`, the library installed "
+        "with Tribunal (in a checkout, the repository's policies/).",
+    )
+    rules_dir: Path = Field(
+        BUNDLED,
+        validate_default=True,
+        description="enforcement.yaml, response/, frameworks/: a folder, or `bundled`, the rules installed "
+        "with Tribunal (in a checkout, the repository's rules/).",
+    )
     engine: EngineName = Field(
         "regorus", description="Rego backend: regorus, regorus-interpreter, regopy or opa."
     )
@@ -330,6 +381,27 @@ class Settings(BaseSettings):
         "exempt_namespaces", "exempt_users", "exempt_groups", "trivy_operator_watch", mode="before"
     )(split_names)
 
+    @field_validator("policy_dir", "rules_dir", mode="before")
+    @classmethod
+    def _folder(cls, value: Any, info: ValidationInfo) -> Any:
+        """``bundled`` (the default): the folder installed with Tribunal; any other value must be an
+        existing folder, or the error names the setting and how to fix it."""
+        name: BundledName = "policies" if info.field_name == "policy_dir" else "rules"
+        flag, variable = _FOLDER_SETTINGS[name]
+        if isinstance(value, str | Path) and str(value) == BUNDLED:
+            try:
+                return bundled_dir(name)
+            except BundledMissing as exc:
+                raise ValueError(f"{exc}; or give a folder with {flag} or {variable}") from None
+        if isinstance(value, str | Path) and not Path(value).is_dir():
+            problem = "is a file, not a folder" if Path(value).exists() else "no such folder"
+            raise ValueError(
+                f"{value}: {problem} (set by {flag}, {variable} or the settings file): give the folder "
+                f"that holds your {name}, or leave the setting out to use the {name} installed with "
+                f"Tribunal ({BUNDLED})"
+            )
+        return value
+
     @field_validator("trivy_operator_watch")
     @classmethod
     def _watched_reports(cls, value: list[str]) -> list[str]:
@@ -356,15 +428,52 @@ class Settings(BaseSettings):
     @classmethod
     def load(cls, config_file: Path | None = None, **overrides: Any) -> Settings:
         """Defaults < YAML file < environment < explicit overrides (CLI flags)."""
-        from_file: dict[str, Any] = {}
-        if config_file is not None:
-            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-            if not isinstance(loaded, dict):
-                raise ValueError(f"{config_file}: settings file must hold a mapping")
-            from_file = loaded
+        from_file = read_settings_file(config_file) if config_file is not None else {}
         env = cls()
         merged = _deep_merge(_deep_merge(from_file, env.model_dump(exclude_unset=True)), overrides)
         return cls.model_validate(merged)
+
+
+class SettingsFileError(ValueError):
+    """The settings file cannot be used; the message names the file and what is wrong."""
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The settings of YAML file ``path`` (``--config``): a mapping of known settings, or
+    SettingsFileError naming the file and the problem (missing, a folder, not YAML, not a mapping,
+    an unknown key: with the closest known one)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsFileError(f"--config {path}: no such file") from None
+    except IsADirectoryError:
+        raise SettingsFileError(f"--config {path}: a folder, not a settings file (YAML)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsFileError(f"--config {path}: cannot read: {exc}") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SettingsFileError(f"--config {path}: not valid YAML{where}: {problem}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise SettingsFileError(
+            f"--config {path}: must hold a mapping of settings (e.g. `port: 8443`), "
+            f"not a {type(loaded).__name__}"
+        )
+    known = set(Settings.model_fields)
+    for key in loaded:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SettingsFileError(
+                f"--config {path}: unknown setting {key!r}{hint}; "
+                "the settings are listed in docs/operations.md"
+            )
+    return loaded
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -378,6 +487,12 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
             merged[key] = value
     return merged
 
+
+# The flag and the variable that set policy_dir / rules_dir, named by their errors.
+_FOLDER_SETTINGS: dict[str, tuple[str, str]] = {
+    "policies": ("--policies", "TRIBUNAL_POLICY_DIR"),
+    "rules": ("--rules", "TRIBUNAL_RULES_DIR"),
+}
 
 TOPIC_KINDS = ("falco", "trivy", "admission")
 

@@ -392,3 +392,55 @@ def test_without_rbac_create_nothing_is_granted_but_tribunal_still_knows_what_is
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["TRIBUNAL_ACTIONS__CLUSTER_ACTIONS"] == "annotate,label,event,quarantine,terminate"
+
+
+def test_the_webhook_sends_services_service_accounts_and_rbac_but_not_bootstrap_rbac() -> None:
+    """The service, service_account_token and rbac_* policies see their objects; the API server's own
+    system:* roles and bindings never wait on Tribunal; webhook.judgeClusterObjects=false leaves the
+    workloads alone."""
+    [hook] = render({})["ValidatingWebhookConfiguration"]["webhooks"]
+    resources = {(g, r) for rule in hook["rules"] for g in rule["apiGroups"] for r in rule["resources"]}
+    rbac = "rbac.authorization.k8s.io"
+    assert {("", "services"), ("", "serviceaccounts")} <= resources
+    assert {(rbac, r) for r in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")} <= resources
+    assert {("", "pods"), ("apps", "deployments"), ("batch", "cronjobs")} <= resources
+    [condition] = hook["matchConditions"]
+    assert "startsWith('system:')" in condition["expression"]
+    [hook] = render({"webhook": {"judgeClusterObjects": False}})["ValidatingWebhookConfiguration"]["webhooks"]
+    assert {r for rule in hook["rules"] for r in rule["resources"]} == {
+        "pods",
+        "replicationcontrollers",
+        "pods/ephemeralcontainers",
+        "deployments",
+        "statefulsets",
+        "daemonsets",
+        "replicasets",
+        "jobs",
+        "cronjobs",
+    }
+    assert "matchConditions" not in hook
+
+
+def test_mtls_on_validate_mounts_the_api_servers_client_ca_and_names() -> None:
+    off = render()["Deployment"]["spec"]["template"]["spec"]
+    assert "TRIBUNAL_TLS_CLIENT_CA_FILE" not in {e["name"] for e in off["containers"][0]["env"]}
+    with pytest.raises(Exception, match=r"tls\.clientAuth\.caSecret"):
+        render({"tls": {"clientAuth": {"enabled": True}}})
+    spec = render(
+        {
+            "tls": {
+                "clientAuth": {
+                    "enabled": True,
+                    "caSecret": "apiserver-webhook-ca",
+                    "names": ["kube-apiserver"],
+                }
+            }
+        }
+    )["Deployment"]["spec"]["template"]["spec"]
+    [container] = [c for c in spec["containers"] if c["name"] == "tribunal"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TRIBUNAL_TLS_CLIENT_CA_FILE"] == "/client-ca/ca.crt"
+    assert env["TRIBUNAL_TLS_CLIENT_NAMES"] == "kube-apiserver"
+    assert {"name": "client-ca", "mountPath": "/client-ca", "readOnly": True} in container["volumeMounts"]
+    [volume] = [v for v in spec["volumes"] if v["name"] == "client-ca"]
+    assert volume["secret"]["secretName"] == "apiserver-webhook-ca"

@@ -105,7 +105,10 @@ async def test_one_verdict_by_its_evidence_id(client: TestClient[web.Request, we
     assert resp.status == 200 and resp.content_type == "application/json"
     verdict = await resp.json()
     assert verdict["evidence_id"] == "r04" and verdict["decision"] == "deny"
-    assert [v["policy"] for v in verdict["violations"]] == ["privileged_containers"]
+    assert [v["policy"] for v in verdict["violations"] if v["enforcement"] == "deny"] == [
+        "privileged_containers"
+    ]
+    assert verdict["actions"] == [] and verdict["actions_pending"] is False  # recorded without actions
     allowed = await (await client.get("/verdicts/r03")).json()
     assert allowed["evidence_id"] == "r03" and allowed["decision"] != "deny"
     missing = await client.get("/verdicts/unknown")

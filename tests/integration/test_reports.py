@@ -94,8 +94,9 @@ def test_failing_controls_list_the_resources_and_evidence_that_fail_them(recorde
     privileged = {r.subject_key for r in baseline["privileged-containers"].failing}
     assert "default/Pod/nginx-privileged-disallowed" in privileged
     cis = {c.control_id: c for c in recorded_sqlite.reports["cis-k8s"].controls}
-    assert cis["5.1.1"].status is ControlStatus.NOT_ASSESSED  # no policy evidences RBAC
-    assert {s.status for s in cis["5.1.1"].scopes} == {ControlStatus.NOT_ASSESSED}
+    assert cis["5.3.2"].status is ControlStatus.NOT_ASSESSED  # no evidence shows NetworkPolicies
+    assert {s.status for s in cis["5.3.2"].scopes} == {ControlStatus.NOT_ASSESSED}
+    assert cis["5.3.2"].evidence == [] and cis["5.2.2"].evidence == [EvidenceKind.ADMISSION]
     assert recorded_sqlite.reports["cis-k8s"].summary.verdicts == len(recorded_sqlite.evidence_policies)
 
 

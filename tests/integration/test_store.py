@@ -18,6 +18,7 @@ from sqlalchemy import MetaData, func, select, text
 
 from tests.conftest import PROJECT
 from tests.integration.conftest import T0, MakeRecord
+from tests.integration.legacy_migrations import violations_v1
 from tests.integration.store_writer import numbered_record
 from tribunal.model import Decision, Enforcement, Severity, Violation
 from tribunal.store import (
@@ -34,7 +35,6 @@ from tribunal.store import (
     write,
 )
 from tribunal.store import schema as tables
-from tribunal.store.migrations import violations_v1
 
 
 async def test_rewriting_the_same_evidence_changes_nothing(
@@ -234,7 +234,7 @@ async def test_upgrade_from_the_first_schema_keeps_the_record(
         await engine.dispose()
 
     async with SqlStore(database_url) as store:
-        assert await schema_version_of(store.engine) == SCHEMA_VERSION == 4
+        assert await schema_version_of(store.engine) == SCHEMA_VERSION == 5
         (ported,) = (await store.findings(FindingQuery(policy=["host_ports"]))).items
         backfilled = await store.activity()
         await store.record([make_record("new", privileged=True, minutes=60)])
@@ -266,7 +266,7 @@ async def test_upgrade_from_the_first_schema_keeps_the_record(
 async def test_migrating_twice_applies_nothing_and_a_newer_schema_is_refused(database_url: str) -> None:
     engine = create_store_engine(database_url)
     try:
-        assert await migrate(engine) == [1, 2, 3, 4]
+        assert await migrate(engine) == [1, 2, 3, 4, 5]
         assert await migrate(engine) == []
         async with engine.begin() as conn:
             await conn.execute(
@@ -449,7 +449,9 @@ async def test_sqlite_keeps_the_value_formats_sqlalchemy_writes(tmp_path, make_r
                 )
             ).all()
             finding = (
-                await conn.exec_driver_sql("SELECT first_seen, last_seen, last_judged FROM findings")
+                await conn.exec_driver_sql(
+                    "SELECT first_seen, last_seen, last_judged FROM findings WHERE policy = 'privileged_containers'"
+                )
             ).one()
             days = (await conn.exec_driver_sql("SELECT day, typeof(day) FROM daily_activity")).all()
     assert as_stored is not None and day is not None

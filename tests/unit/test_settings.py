@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from tribunal.bundled import bundled_dir
 from tribunal.settings import Settings
 
 
@@ -14,19 +15,21 @@ def test_defaults_run_without_any_service(monkeypatch: pytest.MonkeyPatch) -> No
     for name in ("TRIBUNAL_ENGINE", "TRIBUNAL_POLICY_DIR", "TRIBUNAL_PORT"):
         monkeypatch.delenv(name, raising=False)
     settings = Settings.load()
-    assert (settings.engine, settings.port, settings.policy_dir) == ("regorus", 8443, Path("policies"))
+    assert (settings.engine, settings.port) == ("regorus", 8443)
+    assert settings.policy_dir == bundled_dir("policies")  # `bundled`: in a checkout, its policies/
     assert settings.kafka_bootstrap_servers is None
     assert settings.database_url.startswith("sqlite+aiosqlite://")
 
 
 def test_precedence_file_env_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "tribunal.yaml"
-    config.write_text("engine: regopy\nport: 9000\npolicy_dir: /srv/policies\n")
+    config.write_text(f"engine: regopy\nport: 9000\npolicy_dir: {tmp_path / 'file'}\n")
     monkeypatch.setenv("TRIBUNAL_PORT", "9443")
-    settings = Settings.load(config, policy_dir=Path("/override"))
+    (tmp_path / "override").mkdir()
+    settings = Settings.load(config, policy_dir=tmp_path / "override")
     assert settings.engine == "regopy"  # from the file
     assert settings.port == 9443  # the environment beats the file
-    assert settings.policy_dir == Path("/override")  # a flag beats both
+    assert settings.policy_dir == tmp_path / "override"  # a flag beats both
 
 
 def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,8 @@ from tribunal.actions.base import (
 )
 from tribunal.actions.compose import build_dispatcher, policy_reloader
 from tribunal.actions.dispatcher import Dispatcher, Outcome
-from tribunal.actions.images import ImageBlocklist, StateError, normalize_image
+from tribunal.actions.guard import BlastRadiusGuard, Deduper, DedupeWindows, DestructiveBudget
+from tribunal.actions.images import ImageBlocklist, SharedBlocklist, StateError, normalize_image
 from tribunal.actions.kafka import AlertPublisher, ProducerPublisher
 from tribunal.actions.kube import KubeClient, KubeConnector
 from tribunal.actions.registry import BUILTIN_TARGETS, default_registry
@@ -35,6 +36,10 @@ __all__ = [
     "ActionSkipped",
     "ActionTarget",
     "AlertPublisher",
+    "BlastRadiusGuard",
+    "DedupeWindows",
+    "Deduper",
+    "DestructiveBudget",
     "Dispatcher",
     "ImageBlocklist",
     "KubeClient",
@@ -45,6 +50,7 @@ __all__ = [
     "RuleSet",
     "RulesError",
     "RulesRuntime",
+    "SharedBlocklist",
     "StateError",
     "TargetDeps",
     "TargetRegistry",

@@ -39,10 +39,12 @@ class BlockImage:
         self.blocklist = deps.blocklist
 
     async def start(self) -> None:
-        return None
+        if self.blocklist is not None:  # follows the blocklist the replicas share, if any
+            await self.blocklist.start()
 
     async def stop(self) -> None:
-        return None
+        if self.blocklist is not None:
+            await self.blocklist.stop()
 
     def _blocklist(self) -> ImageBlocklist:
         if self.blocklist is None:
@@ -77,6 +79,9 @@ class BlockImage:
             )
             blocked.append(key)
             changed = changed or did
+        held = sorted(blocklist.held & set(blocked))
+        if held:  # in force here; written to the shared database when it answers again
+            return {"blocked": blocked, "changed": changed, "held": held}
         return {"blocked": blocked, "changed": changed}
 
     async def observe(self, verdict: Verdict) -> dict[str, Any] | None:

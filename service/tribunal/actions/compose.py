@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from tribunal.actions.base import ActionTarget, TargetDeps, TargetSpec
 from tribunal.actions.dispatcher import Dispatcher
+from tribunal.actions.guard import DedupeWindows, DestructiveBudget
 from tribunal.actions.images import ImageBlocklist
 from tribunal.actions.kafka import AlertPublisher
 from tribunal.actions.kube import KubeClient, KubeConnector
@@ -38,11 +39,14 @@ def build_dispatcher(
     publisher: AlertPublisher | None = None,
     kube: Callable[[], Awaitable[KubeClient]] | None = None,
     specs: tuple[TargetSpec, ...] = BUILTIN_TARGETS,
+    dedupe: DedupeWindows | None = None,
+    budget: DestructiveBudget | None = None,
 ) -> Dispatcher:
     """The dispatcher of ``tribunal serve``: rules from ``settings.rules_dir/response``, cluster
     actions through kubernetes-asyncio (connected on first use), alerts through ``http`` (a session
     of its own when None), ``publisher`` for the Kafka alerts topic, ``blocklist`` for block-image
-    (made from ``settings.actions.state_dir`` when None)."""
+    (made from ``settings.actions.state_dir`` when None); ``dedupe`` and ``budget`` share the dedupe
+    windows and the blast-radius budget between replicas (None: kept in this process)."""
     closers: list[Callable[[], Awaitable[None]]] = []
     if kube is None:
         connector = KubeConnector(settings.actions)
@@ -86,4 +90,7 @@ def build_dispatcher(
         exempt_namespaces=exempt,
         reload_interval=settings.policy_reload_interval,
         closers=[close_all],
+        dedupe=dedupe,
+        budget=budget,
+        shared_timeout=settings.actions.shared_state_timeout_seconds,
     )

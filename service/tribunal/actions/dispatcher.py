@@ -10,14 +10,14 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
 from tribunal.actions.base import ActionError, ActionRequest, ActionSkipped, ActionTarget
-from tribunal.actions.guard import BlastRadiusGuard, Deduper
+from tribunal.actions.guard import BlastRadiusGuard, Deduper, DedupeWindows, DestructiveBudget
 from tribunal.actions.rules import BoundAction, RuleMatchResult, RuleSet, RulesRuntime
 from tribunal.model import Evidence, Verdict
 from tribunal.model.redact import redact_violation_texts
@@ -26,6 +26,12 @@ from tribunal.settings import ActionSettings
 log = logging.getLogger(__name__)
 
 Outcome = dict[str, Any]
+ActionKey = tuple[str, str, str]
+"""(rule, action, target) of an outcome: which action of which rule it is."""
+
+
+def action_key(outcome: Mapping[str, Any]) -> ActionKey:
+    return (str(outcome.get("rule")), str(outcome.get("action")), str(outcome.get("target")))
 
 
 class ActionMetrics:
@@ -51,12 +57,25 @@ class ActionMetrics:
             labels,
             registry=registry,
         )
+        self.shared_state_errors = Counter(
+            "tribunal_action_shared_state_errors",
+            "Dedupe windows or blast-radius budgets that the database shared by the replicas did not "
+            "answer: dedupe then acts (this replica's own windows), the guard refuses.",
+            ["state"],
+            registry=registry,
+        )
 
 
 class Dispatcher:
     """``dispatch(evidence, verdict)`` acts on one verdict. ``targets`` maps (action, target name) to a
     built target; ``rules`` is the live rule set. ``start``/``stop`` are explicit and idempotent;
-    ``stop`` also runs the ``closers`` (clients the composition handed over)."""
+    ``stop`` also runs the ``closers`` (clients the composition handed over).
+
+    ``dedupe`` and ``budget`` share the dedupe windows and the blast-radius budget between replicas
+    (``tribunal.store.shared``); each call to them is bounded by ``shared_timeout``. When they fail,
+    dedupe fails open (this process's own windows decide: the action is taken) and the budget fails
+    closed (the destructive action is refused as ``rate_limited``); both count in
+    ``tribunal_action_shared_state_errors_total``. Without them, both live in this process."""
 
     def __init__(
         self,
@@ -72,6 +91,9 @@ class Dispatcher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
         closers: Iterable[Callable[[], Awaitable[None]]] = (),
+        dedupe: DedupeWindows | None = None,
+        budget: DestructiveBudget | None = None,
+        shared_timeout: float = 2.0,
     ) -> None:
         self.rules = rules
         self.targets = targets
@@ -81,6 +103,10 @@ class Dispatcher:
         self.metrics = ActionMetrics(registry)
         self.deduper = Deduper(clock)
         self.guard = BlastRadiusGuard(settings.destructive_per_minute, exempt_namespaces, clock)
+        self.shared_dedupe = dedupe
+        self.budget: DestructiveBudget = budget if budget is not None else self.guard
+        self.shared_timeout = shared_timeout
+        self._shared_down: set[str] = set()  # shared state that failed last time (logged once)
         self._sleep = sleep
         self._jitter = jitter
         self._closers = list(closers)
@@ -140,13 +166,20 @@ class Dispatcher:
             await asyncio.to_thread(self.rules.reload)
 
     async def dispatch(
-        self, evidence: Evidence | None, verdict: Verdict, labels: Mapping[str, str] | None = None
+        self,
+        evidence: Evidence | None,
+        verdict: Verdict,
+        labels: Mapping[str, str] | None = None,
+        *,
+        only: Collection[ActionKey] | None = None,
     ) -> list[Outcome]:
         """Act on ``verdict``; one outcome per action taken, planned or skipped (empty when no rule
         matches). Never raises for a failed action: failures are outcomes. ``labels`` (the subject's,
-        for rules that select on them) spare building ``evidence`` where the source has none."""
+        for rules that select on them) spare building ``evidence`` where the source has none.
+        ``only``: run just these actions (``action_key`` of their earlier outcomes: a retry of those
+        that failed), nothing else."""
         outcomes: list[Outcome] = []
-        for target, observe in self._observers:
+        for target, observe in self._observers if only is None else ():
             try:
                 observed = await observe(verdict)
             except Exception as exc:
@@ -156,23 +189,32 @@ class Dispatcher:
                 outcomes.append(observed)
         rule_set: RuleSet = self.rules.rules
         matches = rule_set.match(verdict, evidence, labels)
+        if only is not None:
+            matches = [m for m in matches if any(k[0] == m.rule.rule.name for k in only)]
         if len(matches) == 1:  # the common case: no task for gather to wrap it in
-            outcomes.extend(await self._rule(evidence, verdict, matches[0]))
+            outcomes.extend(await self._rule(evidence, verdict, matches[0], only))
         elif matches:
-            for result in await asyncio.gather(*(self._rule(evidence, verdict, m) for m in matches)):
+            for result in await asyncio.gather(*(self._rule(evidence, verdict, m, only) for m in matches)):
                 outcomes.extend(result)
         return outcomes
 
     async def _rule(
-        self, evidence: Evidence | None, verdict: Verdict, match: RuleMatchResult
+        self,
+        evidence: Evidence | None,
+        verdict: Verdict,
+        match: RuleMatchResult,
+        only: Collection[ActionKey] | None = None,
     ) -> list[Outcome]:
         rule = match.rule.rule
+        actions = [
+            b for b in match.rule.actions if only is None or (rule.name, b.spec.action, b.spec.name) in only
+        ]
         policies = sorted({v.policy for v in match.violations})
         key = (rule.name, verdict.subject.key(), verdict.subject.container or "", ",".join(policies))
-        repeats = self.deduper.check(key, rule.dedupe)
+        repeats = await self._claim(key, rule.dedupe, verdict.evidence_id)
         if repeats:
             out = []
-            for bound in match.rule.actions:
+            for bound in actions:
                 self.metrics.dedupe_hits.labels(bound.spec.action, bound.spec.name).inc()
                 out.append(
                     self._outcome(bound, rule.name, "deduplicated", repeats=repeats, policies=policies)
@@ -191,7 +233,7 @@ class Dispatcher:
                     dedupe_seconds=rule.dedupe,
                 ),
             )
-            for bound in match.rule.actions
+            for bound in actions
         ]
         dry_run = self.dry_run or rule.dry_run
         first = [(b, r) for b, r in requests if not b.spec.runs_last]
@@ -199,8 +241,70 @@ class Dispatcher:
         outcomes = list(await asyncio.gather(*(self._one(b, r, dry_run) for b, r in first)))
         outcomes += await asyncio.gather(*(self._one(b, r, dry_run) for b, r in last))
         if any(o["status"] == "failure" for o in outcomes):
-            self.deduper.forget(key)  # let the next occurrence try again
+            await self._release(key)  # let the next occurrence try again
         return outcomes
+
+    async def _claim(self, key: tuple[str, ...], window: float, owner: str) -> int:
+        """0: act (first in the window); else the repeats so far. Shared windows that do not answer
+        fail open: this process's own windows decide."""
+        if self.shared_dedupe is None or window <= 0:
+            return self.deduper.check(key, window)
+        try:
+            async with asyncio.timeout(self.shared_timeout):
+                repeats = await self.shared_dedupe.claim(key, window, owner)
+        except Exception as exc:
+            self._shared_failed("dedupe", exc)
+            return self.deduper.check(key, window)
+        self._shared_ok("dedupe")
+        return repeats
+
+    async def _release(self, key: tuple[str, ...]) -> None:
+        self.deduper.forget(key)
+        if self.shared_dedupe is None:
+            return
+        try:
+            async with asyncio.timeout(self.shared_timeout):
+                await self.shared_dedupe.release(key)
+        except Exception as exc:  # the window stays: the next occurrence acts once it ends
+            self._shared_failed("dedupe", exc)
+
+    async def _take_budget(self, namespace: str) -> str | None:
+        """Why a destructive action in ``namespace`` may not run now, or None (a slot taken). A shared
+        budget that does not answer fails closed."""
+        limit = self.settings.destructive_per_minute
+        if self.budget is self.guard:
+            allowed = self.guard.allow(namespace)
+        else:
+            try:
+                async with asyncio.timeout(self.shared_timeout):
+                    allowed = await self.budget.take(namespace)
+            except Exception as exc:
+                self._shared_failed("budget", exc)
+                return (
+                    "blast radius: the budget shared by the replicas (the database) does not answer; "
+                    "destructive actions are refused until it does"
+                )
+            self._shared_ok("budget")
+        if allowed:
+            return None
+        return f"blast radius: {limit} destructive actions per minute in {namespace}"
+
+    def _shared_failed(self, state: str, exc: BaseException) -> None:
+        self.metrics.shared_state_errors.labels(state).inc()
+        if state not in self._shared_down:
+            self._shared_down.add(state)
+            what = "acting on this replica's own windows" if state == "dedupe" else "refusing to destroy"
+            log.warning(
+                "shared %s state unreachable (%s): %s until it answers",
+                state,
+                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                what,
+            )
+
+    def _shared_ok(self, state: str) -> None:
+        if state in self._shared_down:
+            self._shared_down.discard(state)
+            log.info("shared %s state answers again", state)
 
     def _outcome(self, bound: BoundAction, rule: str, status: str, **extra: Any) -> Outcome:
         self.metrics.outcomes.labels(bound.spec.action, bound.spec.name, status).inc()
@@ -231,9 +335,7 @@ class Dispatcher:
                     bound, request.rule, "skipped", reason=str(exc), dry_run=True, policies=policies
                 )
             return self._outcome(bound, request.rule, "dry_run", dry_run=True, plan=plan, policies=policies)
-        if spec.destructive and namespace and not self.guard.allow(namespace):
-            limit = self.settings.destructive_per_minute
-            reason = f"blast radius: {limit} destructive actions per minute in {namespace}"
+        if spec.destructive and namespace and (reason := await self._take_budget(namespace)) is not None:
             return self._outcome(bound, request.rule, "rate_limited", reason=reason, policies=policies)
         return await self._run(bound, target, request)
 

@@ -1,5 +1,9 @@
 """Limits on acting: deduplication of repeated matches, and the blast-radius guard on destructive
-actions. Both take a ``clock`` (monotonic seconds) so tests control time."""
+actions. Both take a ``clock`` (monotonic seconds) so tests control time.
+
+Each limit is a Protocol the dispatcher uses (:class:`DedupeWindows`, :class:`DestructiveBudget`), kept
+in this process by :class:`Deduper` and :class:`BlastRadiusGuard`, or shared by the replicas on one
+database by ``tribunal.store.shared`` (chosen in ``app.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,26 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class DedupeWindows(Protocol):
+    """Where dedupe windows are kept. ``claim(key, window, owner)`` is 0 when the caller is the first
+    in the window (it acts, and the window starts), else the number of repeats so far (it does not
+    act); ``release(key)`` ends the window at once (the action failed: the next occurrence tries
+    again). ``owner`` is the evidence id acting: a shared store lets the window's own evidence act
+    again (the outbox sweep replaying it after its replica died mid-way), counting no repeat."""
+
+    async def claim(self, key: tuple[str, ...], window: float, owner: str | None = None) -> int: ...
+
+    async def release(self, key: tuple[str, ...]) -> None: ...
+
+
+class DestructiveBudget(Protocol):
+    """The blast-radius budget: ``take(namespace)`` takes one of the namespace's destructive actions
+    of the sliding minute, or is False when they are used up."""
+
+    async def take(self, namespace: str) -> bool: ...
 
 
 @dataclass
@@ -41,6 +65,12 @@ class Deduper:
         """Let the next match act again (after the action failed)."""
         self._seen.pop(key, None)
 
+    async def claim(self, key: tuple[str, ...], window: float, owner: str | None = None) -> int:
+        return self.check(key, window)
+
+    async def release(self, key: tuple[str, ...]) -> None:
+        self.forget(key)
+
 
 class BlastRadiusGuard:
     """Allows at most ``per_minute`` destructive actions per namespace in any sliding minute, and none
@@ -67,3 +97,6 @@ class BlastRadiusGuard:
             return False
         recent.append(now)
         return True
+
+    async def take(self, namespace: str) -> bool:
+        return self.allow(namespace)

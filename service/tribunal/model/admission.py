@@ -25,6 +25,31 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 
 CONTAINER_FIELDS = ("containers", "initContainers", "ephemeralContainers")
 
+# Built-in kinds that have no namespace: a bare manifest of one is judged with none, not "default".
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "APIService",
+        "CertificateSigningRequest",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CSIDriver",
+        "CSINode",
+        "CustomResourceDefinition",
+        "IngressClass",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PriorityClass",
+        "RuntimeClass",
+        "StorageClass",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingWebhookConfiguration",
+        "VolumeAttachment",
+    }
+)
+
 
 class GroupVersionKind(K8sModel):
     group: str = ""
@@ -169,21 +194,99 @@ _SECURITY_ANNOTATION_PREFIXES = (
     "container.seccomp.security.alpha.kubernetes.io/",
 )
 
+# Pod subresources Pod Security Admission never judges: none of them can change the pod spec
+# (k8s.io/pod-security-admission/admission/admission.go, ignoredPodSubresources).
+IGNORED_POD_SUBRESOURCES = frozenset(
+    {"exec", "attach", "binding", "eviction", "log", "portforward", "proxy", "status"}
+)
+
 
 def update_changes_nothing_judged(request: dict[str, Any]) -> bool:
-    """True for an UPDATE that changes nothing the admission policies read, which Pod Security
-    Admission does not judge again: the pod spec (a Pod's spec, or a workload's pod template) and
-    the security annotations are as they were, so only labels, other annotations, status, or a
-    workload's replica count changed. Subresource updates (``pods/ephemeralcontainers``) are always
-    judged; so is any kind without a pod spec whose ``spec`` changed, and an UPDATE whose object is
-    identical to the old one (a recorded or replayed review: there is no change to exempt, so the
-    object is judged as it stands, as ../shared/fixtures/admission/EXPECTED.md expects)."""
-    if request.get("operation") != "UPDATE" or request.get("subResource"):
+    """True for an UPDATE that Pod Security Admission would not judge again, because it changes
+    nothing the admission policies read.
+
+    - A **Pod** (the pod itself or a subresource such as ``pods/ephemeralcontainers``) is judged
+      again, as in PSA's ``isSignificantPodUpdate``, only when the number of containers or init
+      containers changes, an image of a container or init container changes, an ephemeral container
+      is added or its image changes, or a security annotation (AppArmor, seccomp) changes. Every
+      other pod field the policies read is immutable once the pod exists; the mutable rest
+      (labels, other annotations, tolerations, scheduling gates, activeDeadlineSeconds, status)
+      is not judged. The subresources PSA ignores (``status``, ``binding``, ``eviction``, ``exec``,
+      ``attach``, ``log``, ``portforward``, ``proxy``) are never judged.
+    - A **workload** (Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job,
+      CronJob) is judged again when its pod template (spec and the security annotations of the
+      pod metadata and the object's own) changes: scaling, relabelling or a status update is not.
+      A subresource (``deployments/status``, ``cronjobs/status``) follows the same rule.
+      (PSA evaluates every workload update but only warns and audits there; Tribunal may deny.)
+    - **Any other kind** is judged again when anything but its metadata and status changes.
+
+    An UPDATE whose object is identical to the old one (a recorded or replayed review: there is no
+    change to exempt) and one without an old object are judged as they stand, as
+    ../shared/fixtures/admission/EXPECTED.md expects."""
+    if request.get("operation") != "UPDATE":
         return False
+    sub_resource = request.get("subResource") or ""
+    if sub_resource in IGNORED_POD_SUBRESOURCES and _resource(request) == "pods":
+        return True
     new, old = request.get("object"), request.get("oldObject")
     if not isinstance(new, dict) or not isinstance(old, dict) or new == old:
         return False
+    if _kind(request, new) == "Pod" and _kind(request, old) == "Pod":
+        return not _significant_pod_update(new, old)
     return _judged_part(new) == _judged_part(old)
+
+
+def _resource(request: dict[str, Any]) -> str:
+    resource = request.get("resource")
+    name = resource.get("resource") if isinstance(resource, dict) else None
+    return name if isinstance(name, str) else ""
+
+
+def _kind(request: dict[str, Any], obj: dict[str, Any]) -> str:
+    kind = obj.get("kind")
+    if isinstance(kind, str) and kind:
+        return kind
+    request_kind = request.get("kind")
+    kind = request_kind.get("kind") if isinstance(request_kind, dict) else None
+    return kind if isinstance(kind, str) else ""
+
+
+def _list_of_objects(spec: Any, field: str) -> list[dict[str, Any]]:
+    items = spec.get(field) if isinstance(spec, dict) else None
+    return [item if isinstance(item, dict) else {} for item in items] if isinstance(items, list) else []
+
+
+def _significant_pod_update(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Pod Security Admission's isSignificantPodUpdate, plus the security annotations Tribunal's
+    policies read (PSA compares the per-container seccomp annotations; AppArmor annotations cannot
+    change on a live pod, so comparing them too only matters for requests no API server sent)."""
+    if _security_annotations([new.get("metadata")]) != _security_annotations([old.get("metadata")]):
+        return True
+    spec, old_spec = new.get("spec"), old.get("spec")
+    if not isinstance(spec, dict) or not isinstance(old_spec, dict):
+        return spec != old_spec
+    for field in ("containers", "initContainers"):
+        containers, old_containers = _list_of_objects(spec, field), _list_of_objects(old_spec, field)
+        if len(containers) != len(old_containers):
+            return True
+        if any(c.get("image") != o.get("image") for c, o in zip(containers, old_containers, strict=True)):
+            return True
+    old_ephemeral = {c.get("name"): c for c in _list_of_objects(old_spec, "ephemeralContainers")}
+    for container in _list_of_objects(spec, "ephemeralContainers"):
+        previous = old_ephemeral.get(container.get("name"))
+        if previous is None or previous.get("image") != container.get("image"):
+            return True
+    return False
+
+
+def _security_annotations(metas: list[Any]) -> list[tuple[str, str]]:
+    return sorted(
+        (key, str(value))
+        for meta in metas
+        if isinstance(meta, dict) and isinstance(meta.get("annotations"), dict)
+        for key, value in meta["annotations"].items()
+        if isinstance(key, str) and key.startswith(_SECURITY_ANNOTATION_PREFIXES)
+    )
 
 
 def _judged_part(obj: dict[str, Any]) -> tuple[Any, ...]:
@@ -195,11 +298,4 @@ def _judged_part(obj: dict[str, Any]) -> tuple[Any, ...]:
     for key in path[:-1]:  # the pod template's metadata carries its annotations
         template = template.get(key, {}) if isinstance(template, dict) else {}
     metas = [obj.get("metadata")] + ([template.get("metadata")] if template is not obj else [])
-    security = sorted(
-        (key, str(value))
-        for meta in metas
-        if isinstance(meta, dict) and isinstance(meta.get("annotations"), dict)
-        for key, value in meta["annotations"].items()
-        if isinstance(key, str) and key.startswith(_SECURITY_ANNOTATION_PREFIXES)
-    )
-    return ("pod", spec, security)
+    return ("pod", spec, _security_annotations(metas))

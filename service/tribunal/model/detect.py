@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from tribunal.model.admission import ADMISSION_API_VERSIONS, AdmissionReview
+from tribunal.model.admission import ADMISSION_API_VERSIONS, CLUSTER_SCOPED_KINDS, AdmissionReview
 from tribunal.model.errors import EvidenceError
 from tribunal.model.evidence import Evidence, EvidenceKind, Subject
 from tribunal.model.falco import FalcoAlert
@@ -40,6 +40,8 @@ def detect_kind(doc: Any, source: str = "<input>") -> EvidenceKind:
         return EvidenceKind.TRIVY
     if "SchemaVersion" in doc or "ClusterName" in doc or "ArtifactName" in doc:
         return EvidenceKind.TRIVY
+    if isinstance(doc.get("Results"), list) and "rule" not in doc:
+        return EvidenceKind.TRIVY  # a report with every omitempty field left out but its Results
     if "rule" in doc and "priority" in doc:
         return EvidenceKind.FALCO
     if is_kubernetes_object(doc):
@@ -48,7 +50,7 @@ def detect_kind(doc: Any, source: str = "<input>") -> EvidenceKind:
         source,
         "cannot tell what evidence this is: expected an AdmissionReview (apiVersion admission.k8s.io/*), "
         "a Kubernetes object (apiVersion, kind, metadata), a Falco alert (rule, priority, time) or a Trivy "
-        "report (SchemaVersion, ClusterName or a Trivy Operator resource)",
+        "report (SchemaVersion, ArtifactName, Results, ClusterName or a Trivy Operator resource)",
     )
 
 
@@ -110,7 +112,7 @@ def review_for_object(obj: dict[str, Any]) -> dict[str, Any]:
             "kind": {"group": group, "version": version, "kind": kind},
             "resource": {"group": group, "version": version, "resource": kind.lower() + "s"},
             "name": str(metadata.get("name") or ""),
-            "namespace": str(metadata.get("namespace") or "default"),
+            "namespace": "" if kind in CLUSTER_SCOPED_KINDS else str(metadata.get("namespace") or "default"),
             "operation": "CREATE",
             "userInfo": {"username": "tribunal-judge"},
             "object": obj,
@@ -230,11 +232,11 @@ def _trivy(doc: dict[str, Any], source: str) -> Evidence:
         subject = Subject(cluster=cluster.cluster_name)
     else:
         body = report = _validate(TrivyReport, doc, source)
-        is_image = report.artifact_type in ("container_image", None) and ":" in report.artifact_name
+        image = report.image
         subject = Subject(
-            image=report.artifact_name if is_image else None,
+            image=image,
             image_digest=report.image_digest,
-            workload_name=None if is_image else report.artifact_name,
-            workload_kind=None if is_image else report.artifact_type,
+            workload_name=None if image else report.artifact_name or None,
+            workload_kind=None if image or not report.artifact_name else report.artifact_type,
         )
     return Evidence(id=content_id(doc), kind=EvidenceKind.TRIVY, source=source, subject=subject, body=body)

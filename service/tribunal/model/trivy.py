@@ -49,8 +49,14 @@ def _null_is_empty(field: str, accepted: Any) -> Any:
     return field_validator(field, mode="before", json_schema_input_type=accepted)(_none_to_list)
 
 
+# Every field below follows Trivy's own Go types (pkg/types/report.go, vulnerability.go,
+# misconfiguration.go, pkg/fanal/types/secret.go, pkg/k8s/report/report.go): a field Trivy tags
+# `omitempty` may be missing, so nothing here but the identifying SchemaVersion value is required,
+# and a missing one defaults to what Trivy would have left out (an empty string or list).
+
+
 class TrivyVulnerability(_Pascal):
-    vulnerability_id: str = Field(alias="VulnerabilityID", max_length=256)
+    vulnerability_id: str = Field("", alias="VulnerabilityID", max_length=256)
     pkg_name: str = ""
     pkg_id: str | None = Field(None, alias="PkgID")
     installed_version: str = ""
@@ -90,20 +96,47 @@ class TrivyResult(_Pascal):
 
 
 class TrivyReport(_Pascal):
-    """``trivy image|fs|repo|config|vm --format json``."""
+    """``trivy image|fs|repo|config|vm --format json``. Trivy tags every top-level field ``omitempty``:
+    a report without ``ArtifactName`` (as the Trivy Operator's scan jobs can write), ``ArtifactType``,
+    ``Metadata`` or ``Results`` is still judged. ``SchemaVersion``, when present, must be 2 (the
+    layout read here); Trivy leaves it out only when it is 0."""
 
-    schema_version: Literal[2]
-    artifact_name: str = Field(max_length=4096)
+    schema_version: Literal[2] | None = None
+    artifact_name: str = Field("", max_length=4096)
     artifact_type: str | None = None
     metadata: JSONObject = Field(default_factory=dict)
     results: list[TrivyResult] = Field(default_factory=list)
 
     _results = _null_is_empty("results", list[TrivyResult] | None)
 
+    @field_validator("metadata", mode="before", json_schema_input_type=JSONObject | None)
+    @classmethod
+    def _null_metadata(cls, value: object) -> object:
+        return {} if value is None else value
+
+    def _metadata_strings(self, key: str) -> list[str]:
+        values = self.metadata.get(key)
+        return [v for v in values if isinstance(v, str) and v] if isinstance(values, list) else []
+
+    @property
+    def image(self) -> str | None:
+        """The scanned image: ``ArtifactName`` of a container image report, else (no ``ArtifactName``)
+        the first of ``Metadata.RepoTags``, else the repository of ``Metadata.RepoDigests``."""
+        if self.artifact_name:
+            is_image = self.artifact_type in ("container_image", None) and ":" in self.artifact_name
+            return self.artifact_name if is_image else None
+        if self.artifact_type not in ("container_image", None):
+            return None
+        tags = self._metadata_strings("RepoTags")
+        if tags:
+            return tags[0]
+        digests = self._metadata_strings("RepoDigests")
+        return digests[0] if digests else None
+
     @property
     def image_digest(self) -> str | None:
-        digests = self.metadata.get("RepoDigests") or []
-        if digests and isinstance(digests[0], str) and "@" in digests[0]:
+        digests = self._metadata_strings("RepoDigests")
+        if digests and "@" in digests[0]:
             return digests[0].split("@", 1)[1]
         return None
 
@@ -118,20 +151,23 @@ class TrivyK8sResource(_Pascal):
 
 
 class TrivyK8sReport(_Pascal):
-    """``trivy k8s --format json``: per-resource results (``Resources``) or the older split layout
-    (``Vulnerabilities`` / ``Misconfigurations`` lists of resources)."""
+    """``trivy k8s --format json``: per-resource results (``Resources``; ``Findings`` with ``--report
+    summary``) or the older split layout (``Vulnerabilities`` / ``Misconfigurations`` lists of
+    resources). ``ClusterName`` is the one field Trivy always writes; ``SchemaVersion`` may be missing."""
 
     cluster_name: str = Field(max_length=253)
     resources: list[TrivyK8sResource] = Field(default_factory=list)
+    findings: list[TrivyK8sResource] = Field(default_factory=list)
     vulnerabilities: list[TrivyK8sResource] = Field(default_factory=list)
     misconfigurations: list[TrivyK8sResource] = Field(default_factory=list)
 
     _resources = _null_is_empty("resources", list[TrivyK8sResource] | None)
+    _findings = _null_is_empty("findings", list[TrivyK8sResource] | None)
     _vulnerabilities = _null_is_empty("vulnerabilities", list[TrivyK8sResource] | None)
     _misconfigurations = _null_is_empty("misconfigurations", list[TrivyK8sResource] | None)
 
     def all_resources(self) -> list[TrivyK8sResource]:
-        return [*self.resources, *self.vulnerabilities, *self.misconfigurations]
+        return [*self.resources, *self.findings, *self.vulnerabilities, *self.misconfigurations]
 
 
 class ObjectMeta(BaseModel):

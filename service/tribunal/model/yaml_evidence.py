@@ -84,7 +84,7 @@ def load_yaml_documents(data: bytes | str, source: str, *, max_depth: int = MAX_
     except yaml.YAMLError as exc:
         if "maximum nesting depth" in str(exc):  # libyaml's own bound (1,000 flow levels)
             raise _refuse(source, f"nested deeper than {max_depth} levels", exc) from None
-        raise EvidenceError(source, f"not valid YAML: {' '.join(str(exc).split())}") from None
+        raise EvidenceError(source, _yaml_problem(exc)) from None
     except RecursionError:  # not expected (nothing here recurses), but never a crash
         raise EvidenceError(source, "nested too deeply") from None
     finally:
@@ -184,6 +184,26 @@ def _check_text(value: str, event: Any, source: str) -> None:
         raise _refuse(
             source, "a string holds a lone surrogate escape, which is not Unicode text", event
         ) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where the YAML breaks and why, and where the construct it breaks started
+    (``not valid YAML at line 3, column 2: did not find expected ',' or ']' (in a flow sequence
+    started at line 1, column 4)``), without PyYAML's ``in "<byte string>"`` noise."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if not problem or mark is None:
+        return f"not valid YAML: {' '.join(str(exc).split())}"
+    text = f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {' '.join(problem.split())}"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if (
+        context
+        and context_mark is not None
+        and (context_mark.line, context_mark.column) != (mark.line, mark.column)
+    ):
+        context = context.removeprefix("while ").replace("parsing ", "in ", 1).replace("scanning ", "in ", 1)
+        text += f" ({context} started at line {context_mark.line + 1}, column {context_mark.column + 1})"
+    return text
 
 
 def _refuse(source: str, problem: str, at: Any) -> EvidenceError:

@@ -3,6 +3,8 @@ operator's ``rules/enforcement.yaml`` overrides it globally and per namespace.""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -30,6 +32,18 @@ class EnforcementConfig(BaseModel):
             if "*" in scoped:
                 return scoped["*"]
         return self.policies.get(policy_id, default)
+
+    def check_policies(self, known: Iterable[str], source: str = ENFORCEMENT_FILE) -> None:
+        """PolicyLoadError naming the first policy id no policy has (a typo would silently leave a
+        policy at its default enforcement), with the closest known id."""
+        ids = sorted(set(known))
+        named = [("policies", pid) for pid in self.policies]
+        named += [(f"namespaces.{ns}", pid) for ns, scoped in self.namespaces.items() for pid in scoped]
+        for where, pid in named:
+            if pid != "*" and pid not in ids:
+                close = difflib.get_close_matches(pid, ids, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise PolicyLoadError(f"{source}: {where}.{pid}: no policy has the id {pid!r}{hint}")
 
 
 def load_enforcement(rules_dir: Path | str | None) -> EnforcementConfig:

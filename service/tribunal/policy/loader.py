@@ -86,7 +86,10 @@ def load_policy_set(
     A module calling a network built-in (:data:`NETWORK_BUILTINS`) is refused unless ``allow_network``."""
     root = Path(policy_dir)
     if not root.is_dir():
-        raise PolicyLoadError(f"{root}: policy directory not found")
+        raise PolicyLoadError(
+            f"{root}: policy directory not found (give the folder that holds your .rego files, or none "
+            "to use the policies installed with Tribunal)"
+        )
     digest = hashlib.sha256()
     modules: list[Module] = []
     for path in sorted(root.rglob("*.rego")):

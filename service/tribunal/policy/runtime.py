@@ -66,9 +66,10 @@ class PolicyRuntime:
 
     def _build(self) -> Judge:
         policy_set = load_policy_set(self.policy_dir, self.extra_data, allow_network=self.allow_network)
-        return Judge.build(
-            policy_set, self.engine_name, load_enforcement(self.rules_dir), self.engine_options
-        )
+        enforcement = load_enforcement(self.rules_dir)
+        if self.rules_dir is not None:
+            enforcement.check_policies(policy_set.policies, str(Path(self.rules_dir) / ENFORCEMENT_FILE))
+        return Judge.build(policy_set, self.engine_name, enforcement, self.engine_options)
 
     def _watched_files(self) -> list[Path]:
         files = [p for p in self.policy_dir.rglob("*") if p.is_file()]

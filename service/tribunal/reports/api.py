@@ -108,13 +108,14 @@ def read_api_routes(
             _check_text(request)
             exporter = get_format(q.get("format", "json"))
             since = parse_since(q["since"]) if q.get("since") else None
-            framework = load_framework(rules_dir, framework_id)
+            known = kinds()
+            framework = load_framework(rules_dir, framework_id, known)
         except FrameworkError as exc:
             return _error(404 if "no such framework" in str(exc) else 500, f"framework: {exc}")
         except ValueError as exc:
             return _error(400, str(exc))
         report = await build_report(
-            store, framework, policy_kinds=kinds(), namespace=q.get("namespace"), since=since
+            store, framework, policy_kinds=known, namespace=q.get("namespace"), since=since
         )
         media, _, charset = exporter.media_type.partition("; charset=")
         return web.Response(body=exporter.render(report), content_type=media, charset=charset or None)

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from tribunal.model import EvidenceKind
-from tribunal.reports.frameworks import ControlDef, Framework
+from tribunal.reports.frameworks import ControlDef, Framework, policy_evidence
 from tribunal.reports.model import (
     CLUSTER_SCOPE,
     ComplianceReport,
@@ -49,13 +49,12 @@ def _scope(namespace: str | None) -> str:
 
 def fails(control: ControlDef, finding: FindingRow) -> bool:
     """Whether ``finding`` speaks against ``control``: its policy evidences the control, and its
-    violations either name this control or name no control of the control's framework (a policy
-    such as host_namespaces names only the CIS number of the namespace it found shared)."""
+    violations name this control (a policy such as host_namespaces names only the CIS number of the
+    namespace it found shared; falco_alert names the controls of the Falco rule that fired), or name
+    no control at all (a violation without ``controls`` speaks to every control of its policy)."""
     if finding.policy not in control.policies:
         return False
-    prefix = control.framework + ":"
-    own = [c for c in finding.controls if c.startswith(prefix)]
-    return not own or control.full_id in own
+    return not finding.controls or control.full_id in finding.controls
 
 
 def _resource(f: FindingRow) -> Resource:
@@ -107,8 +106,13 @@ async def build_report(
         scopes = [_scope(namespace)]
 
     controls = []
+    relevant_kinds: set[EvidenceKind] = set()
     for control in framework.controls:
         kinds = _kinds(control, policy_kinds)
+        # the verdicts that count for the framework: of every kind its policies judge (a Falco alert
+        # can fail a control it does not assess)
+        relevant_kinds |= set(EvidenceKind) if kinds is None or policy_kinds is None else kinds
+        relevant_kinds |= policy_evidence(control, policy_kinds or {})
         results = []
         for scope in scopes:
             judged = sum(n for k, n in verdicts_by_scope[scope].items() if kinds is None or k in kinds)
@@ -119,7 +123,7 @@ async def build_report(
                 status = ControlStatus.NOT_ASSESSED
             elif failing:
                 status = ControlStatus.FAIL
-            elif judged or relevant:
+            elif kinds != set() and (judged or relevant):  # no kind of evidence assesses it: never passing
                 status = ControlStatus.PASS
             else:
                 status = ControlStatus.NOT_ASSESSED
@@ -135,12 +139,12 @@ async def build_report(
                 description=control.description,
                 group=control.group,
                 policies=list(control.policies),
+                evidence=None if kinds is None else [k for k in EvidenceKind if k in kinds],
                 status=_overall(control, results),
                 scopes=results,
             )
         )
 
-    relevant_kinds = {k for c in framework.controls for k in (_kinds(c, policy_kinds) or set(EvidenceKind))}
     return ComplianceReport(
         generated_at=now or datetime.now(UTC),
         framework=FrameworkRef(
@@ -155,10 +159,15 @@ async def build_report(
 
 
 def _kinds(control: ControlDef, policy_kinds: Mapping[str, EvidenceKind] | None) -> set[EvidenceKind] | None:
+    """The kinds of evidence that assess ``control``: its ``evidence`` as the catalogue states it (or
+    as check_evidence derived it), else the kinds of its policies; None when unknown (any counts)."""
+    if not control.policies:
+        return set()
+    if control.evidence is not None:
+        return set(control.evidence)
     if policy_kinds is None:
         return None
-    found = {policy_kinds[p] for p in control.policies if p in policy_kinds}
-    return found or None
+    return policy_evidence(control, policy_kinds) or None
 
 
 def _overall(control: ControlDef, results: list[ScopeResult]) -> ControlStatus:

@@ -1,15 +1,17 @@
 """Framework catalogues (``rules/frameworks/<id>.yaml``): the controls of CIS, NSA/CISA and the Pod
-Security Standards, each with the policies whose verdicts evidence it."""
+Security Standards, each with the policies whose verdicts evidence it and the kinds of evidence that
+assess it (``evidence``)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tribunal.model import TribunalError
+from tribunal.model import EvidenceKind, TribunalError
 
 FRAMEWORKS_DIR = "frameworks"
 # A catalogue id names a file of rules/frameworks: anything else (a path, a name longer than the file
@@ -22,7 +24,14 @@ class FrameworkError(TribunalError, ValueError):
 
 
 class ControlDef(BaseModel):
-    """One control. ``policies`` empty means no evidence can speak to it: reported "not assessed"."""
+    """One control. ``policies`` empty means no evidence can speak to it: reported "not assessed".
+
+    ``evidence``: the kinds of evidence (admission, falco, trivy) whose verdicts assess the control, so
+    that it passes in a scope where evidence of one of them was judged and nothing fails it. Empty: no
+    evidence assesses it ("not assessed"; a finding of a listed policy still fails it, as a runtime
+    alert can show a privileged container but its absence shows none). Left out, it is derived from
+    the kinds of the listed policies; stated, it may name no kind none of them judges
+    (:func:`check_evidence`, on load)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -31,7 +40,15 @@ class ControlDef(BaseModel):
     description: str = ""
     group: str = ""
     policies: tuple[str, ...] = ()
+    evidence: tuple[EvidenceKind, ...] | None = None
     framework: str = Field("", description="set on load: the catalogue the control comes from")
+
+    @field_validator("evidence")
+    @classmethod
+    def _no_repeats(cls, evidence: tuple[EvidenceKind, ...] | None) -> tuple[EvidenceKind, ...] | None:
+        if evidence is not None and len(set(evidence)) != len(evidence):
+            raise ValueError("a kind of evidence appears twice")
+        return evidence
 
     @property
     def full_id(self) -> str:
@@ -75,9 +92,14 @@ class Framework(BaseModel):
         return {p for c in self.controls for p in c.policies}
 
 
-def load_framework(rules_dir: Path, framework_id: str) -> Framework:
-    """The catalogue ``framework_id`` with the controls of the catalogues it includes."""
-    return _load(rules_dir / FRAMEWORKS_DIR, framework_id, ())
+def load_framework(
+    rules_dir: Path, framework_id: str, policy_kinds: Mapping[str, EvidenceKind] | None = None
+) -> Framework:
+    """The catalogue ``framework_id`` with the controls of the catalogues it includes. With
+    ``policy_kinds`` (policy id → the kind of evidence it judges, from the loaded policy set) each
+    control's ``evidence`` is checked against its policies and derived where the catalogue leaves it
+    out (:func:`check_evidence`)."""
+    return _load(rules_dir / FRAMEWORKS_DIR, framework_id, (), policy_kinds)
 
 
 def framework_ids(rules_dir: Path) -> list[str]:
@@ -85,12 +107,54 @@ def framework_ids(rules_dir: Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def load_frameworks(rules_dir: Path) -> dict[str, Framework]:
+def load_frameworks(
+    rules_dir: Path, policy_kinds: Mapping[str, EvidenceKind] | None = None
+) -> dict[str, Framework]:
     """Every catalogue of ``rules_dir/frameworks``."""
-    return {fid: load_framework(rules_dir, fid) for fid in framework_ids(rules_dir)}
+    return {fid: load_framework(rules_dir, fid, policy_kinds) for fid in framework_ids(rules_dir)}
 
 
-def _load(folder: Path, framework_id: str, chain: tuple[str, ...]) -> Framework:
+def policy_evidence(control: ControlDef, policy_kinds: Mapping[str, EvidenceKind]) -> set[EvidenceKind]:
+    """The kinds of evidence the control's listed policies judge (policies not loaded are left out)."""
+    return {policy_kinds[p] for p in control.policies if p in policy_kinds}
+
+
+def check_evidence(
+    framework: Framework, policy_kinds: Mapping[str, EvidenceKind], source: str = ""
+) -> Framework:
+    """``framework`` with every control's ``evidence`` stated: as the catalogue states it, refused when
+    it names a kind that none of the control's policies judges (a catalogue cannot claim that Trivy
+    reports assess a control only admission policies speak to), else the kinds of its policies. When
+    some listed policies are not loaded, the stated kinds are kept as far as loaded policies judge them."""
+    checked = []
+    for index, control in enumerate(framework.controls):
+        judged = policy_evidence(control, policy_kinds)
+        stated = control.evidence
+        if stated is None:
+            order = list(EvidenceKind)
+            control = control.model_copy(update={"evidence": tuple(sorted(judged, key=order.index))})
+        elif any(p not in policy_kinds for p in control.policies):
+            # A policy directory without some of the listed policies (a custom library): the claim
+            # cannot be checked, and only the kinds its loaded policies judge can assess the control.
+            control = control.model_copy(update={"evidence": tuple(k for k in stated if k in judged)})
+        else:
+            claimed = [k.value for k in stated if k not in judged]
+            if claimed:
+                by = ", ".join(control.policies) or "no policy"
+                raise FrameworkError(
+                    f"{source or framework.id}: controls[{index}] ({control.id}).evidence: "
+                    f"{', '.join(claimed)} evidence is judged by none of its policies ({by})"
+                )
+        checked.append(control)
+    return framework.model_copy(update={"controls": tuple(checked)})
+
+
+def _load(
+    folder: Path,
+    framework_id: str,
+    chain: tuple[str, ...],
+    policy_kinds: Mapping[str, EvidenceKind] | None = None,
+) -> Framework:
     if not _CATALOGUE_ID.fullmatch(framework_id):
         known = ", ".join(p.stem for p in sorted(folder.glob("*.yaml"))) or "none"
         raise FrameworkError(f"{framework_id[:80]!r}: no such framework catalogue (known: {known})")
@@ -116,7 +180,13 @@ def _load(folder: Path, framework_id: str, chain: tuple[str, ...]) -> Framework:
         raise FrameworkError(f"{path}: {field}: {first['msg']}") from None
     if framework.id != framework_id:
         raise FrameworkError(f"{path}: id: {framework.id!r} differs from the file name {framework_id!r}")
-    included = [c for inc in framework.includes for c in _load(folder, inc, (*chain, framework_id)).controls]
+    if policy_kinds is not None:
+        framework = check_evidence(framework, policy_kinds, str(path))
+    included = [
+        c
+        for inc in framework.includes
+        for c in _load(folder, inc, (*chain, framework_id), policy_kinds).controls
+    ]
     if not included:
         return framework
     return framework.model_copy(update={"controls": (*included, *framework.controls)})

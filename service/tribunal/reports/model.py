@@ -62,6 +62,11 @@ class ControlResult(_Model):
     description: str = ""
     group: str = ""
     policies: list[str]
+    evidence: list[EvidenceKind] | None = Field(
+        None,
+        description="the kinds of evidence that assess the control (pass it where one was judged and "
+        "nothing fails it); empty: not assessed; null: unknown (the policies could not be read)",
+    )
     status: ControlStatus
     scopes: list[ScopeResult]
 

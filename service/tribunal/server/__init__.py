@@ -1,6 +1,6 @@
 """The HTTP(S) server every endpoint shares: lifecycle, TLS, health, readiness and metrics."""
 
-from tribunal.server.auth import Authenticator, Identity, ReviewUnavailable, TokenReviewer
+from tribunal.server.auth import Authenticator, ClientCertificates, Identity, ReviewUnavailable, TokenReviewer
 from tribunal.server.http import Component, ReadinessCheck, Server, stop_in_reverse
 from tribunal.server.kube_auth import KubernetesTokenReviewer
 from tribunal.server.tls import CertificateReloader, generate_self_signed
@@ -8,6 +8,7 @@ from tribunal.server.tls import CertificateReloader, generate_self_signed
 __all__ = [
     "Authenticator",
     "CertificateReloader",
+    "ClientCertificates",
     "Component",
     "Identity",
     "KubernetesTokenReviewer",

@@ -32,7 +32,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/validate", "/healthz", "/readyz", "/openapi.json"})
+VALIDATE_PATH = "/validate"
+OPEN_PATHS = frozenset({VALIDATE_PATH, "/healthz", "/readyz", "/openapi.json"})
 INGEST_PREFIX = "/ingest/"
 _MAX_CACHED = 10_000
 
@@ -53,6 +54,29 @@ class Identity:
 
 class ReviewUnavailable(RuntimeError):
     """The API server could not be asked (unreachable, timed out, 5xx): the caller may retry."""
+
+
+@dataclass(frozen=True)
+class ClientCertificates:
+    """What ``POST /validate`` requires when the server asks for client certificates (mTLS with the
+    API server, as Gatekeeper's --client-ca-name and --client-cn-name): a certificate the CA signed
+    (the TLS handshake checked that) whose common name or a DNS name is one of ``names`` (any, when
+    empty)."""
+
+    names: frozenset[str] = frozenset()
+
+    def check(self, request: web.Request) -> Refusal | None:
+        peer = request.transport.get_extra_info("peercert") if request.transport is not None else None
+        if not peer:
+            return Refusal.unauthenticated("a client certificate signed by the API server's CA is required")
+        if not self.names:
+            return None
+        common = {value for rdn in peer.get("subject", ()) for key, value in rdn if key == "commonName"}
+        dns = {value for kind, value in peer.get("subjectAltName", ()) if kind == "DNS"}
+        if (common | dns) & self.names:
+            return None
+        shown = ", ".join(sorted(common | dns)) or "no name"
+        return Refusal(403, "forbidden", f"the client certificate ({shown}) is not one this webhook accepts")
 
 
 class TokenReviewer(Protocol):
@@ -86,7 +110,9 @@ class Authenticator:
         anonymous: bool = False,
         cache_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        validate_clients: ClientCertificates | None = None,
     ) -> None:
+        self.validate_clients = validate_clients
         self._ingest = _digest(ingest_token) if ingest_token else None
         self._read = _digest(read_token) if read_token else None
         self.reviewer = reviewer
@@ -103,6 +129,12 @@ class Authenticator:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == VALIDATE_PATH and self.validate_clients is not None:
+            refusal = self.validate_clients.check(request)
+            self.metrics.requests.labels(refusal.result if refusal else "allowed").inc()
+            if refusal is not None:
+                return refusal.response()
+            return await handler(request)
         if self.anonymous or request.path in OPEN_PATHS:
             return await handler(request)
         problem = await self.check(request.headers.get("Authorization", ""), request.path, request.method)

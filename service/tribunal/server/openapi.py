@@ -37,7 +37,7 @@ from tribunal.reports.frameworks import framework_ids
 from tribunal.reports.model import ComplianceReport
 from tribunal.server.auth import OPEN_PATHS
 from tribunal.sources.ingest import YAML_CONTENT_TYPES
-from tribunal.store import FindingQuery, FindingRow, Page, VerdictQuery, VerdictRow
+from tribunal.store import FindingQuery, FindingRow, Page, VerdictDetail, VerdictQuery, VerdictRow
 
 OPENAPI_PATH = "/openapi.json"
 OPENAPI_VERSION = "3.1.0"
@@ -58,6 +58,7 @@ _MODELS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     (FindingQuery, "validation"),
     (AdmissionResponse, "serialization"),
     (Page[VerdictRow], "serialization"),
+    (VerdictDetail, "serialization"),
     (Page[FindingRow], "serialization"),
     (ComplianceReport, "serialization"),
 )
@@ -352,7 +353,9 @@ def _verdict() -> dict[str, Any]:
         "summary": "The verdict recorded for a piece of evidence (where alerts' generatorURL points).",
         "parameters": [_evidence_id()],
         "responses": {
-            "200": _answer("The verdict.", _ref("VerdictRow")),
+            "200": _answer(
+                "The verdict, its actions' outcomes and whether they are still to run.", _ref("VerdictDetail")
+            ),
             "404": _error("No verdict was recorded for this id."),
         },
     }

@@ -23,11 +23,16 @@ class CertificateReloader:
     modification time or size changed; new connections get the new pair, open ones keep theirs.
     A pair that fails to load (half-written during a rotation) leaves the previous one serving."""
 
-    def __init__(self, cert_file: Path, key_file: Path) -> None:
+    def __init__(self, cert_file: Path, key_file: Path, client_ca_file: Path | None = None) -> None:
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if client_ca_file is not None:
+            # Asked, not required, at the handshake: only /validate requires one (server/auth.py);
+            # a certificate offered must be one the CA signed, or the handshake fails.
+            self.context.verify_mode = ssl.CERT_OPTIONAL
+            self.context.load_verify_locations(cafile=str(client_ca_file))
         self.reloads = 0
         self.last_error: str | None = None
         self._stamp = self._file_stamp()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -24,16 +25,31 @@ class Document:
     content: Any
 
 
-def expand_paths(paths: Iterable[str]) -> list[str]:
-    """Files as given; directories expanded to their evidence files, sorted."""
+def expand_paths(paths: Iterable[str], skipped: list[str] | None = None) -> list[str]:
+    """Files as given; directories expanded to their evidence files, sorted. The other files of a
+    directory (not ``EVIDENCE_SUFFIXES``; hidden ones aside) are appended to ``skipped`` when given."""
     expanded: list[str] = []
     for raw in paths:
         path = Path(raw)
         if raw != "-" and path.is_dir():
-            expanded.extend(str(p) for p in sorted(path.rglob("*")) if p.suffix in EVIDENCE_SUFFIXES)
+            # Hidden files and folders (.git, .tribunal-dev) are not looked into.
+            visible = (
+                p
+                for p in path.rglob("*")
+                if not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            for found in sorted(p for p in visible if p.is_file()):
+                if found.suffix.lower() in EVIDENCE_SUFFIXES:
+                    expanded.append(str(found))
+                elif skipped is not None:
+                    skipped.append(str(found))
         else:
             expanded.append(raw)
     return expanded
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def read_documents(path: str, max_bytes: int = 64 * 1024 * 1024) -> Iterator[Document | EvidenceError]:
@@ -83,7 +99,21 @@ def _read_bytes(path: str, max_bytes: int) -> bytes:
         raise EvidenceError(name, f"larger than the {max_bytes} byte limit")
     if not data.strip():
         raise EvidenceError(name, "empty: no document")
+    if _is_binary(data):
+        raise EvidenceError(name, "a binary file, not evidence (JSON, JSON Lines or YAML text)")
     return data
+
+
+def _is_binary(data: bytes) -> bool:
+    """A NUL byte, or bytes that are not UTF-8, in the first 8 KiB (as git and grep tell)."""
+    head = data[:8192]
+    if b"\x00" in head:
+        return True
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _json(source: str, data: bytes) -> Document | EvidenceError:

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -32,10 +33,12 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field
+from tenacity import AsyncRetrying, RetryCallState
 
 from tribunal.model import EvidenceKind
 from tribunal.model.trivy import OPERATOR_API_GROUP
 from tribunal.policy.pool import Judged, RawItem, Rejected
+from tribunal.retrying import failure
 from tribunal.sources.ingest import BatchJudge, Deliver, record_of
 from tribunal.store import Record
 
@@ -122,7 +125,37 @@ class TrivyOperatorWatch:
         return "; ".join(f"{p}: {m}" for p, m in sorted(self._problems.items())) or None
 
     async def _run(self, plural: str) -> None:
-        backoff = 1.0
+        """List, then watch from there, for ever; after a failure, list again after a backoff that
+        doubles from 1 s up to ``max_backoff_seconds``, from 1 s again once a listing succeeds."""
+        listed = 0  # the attempt whose listing succeeded last (0: none yet)
+
+        def backoff(state: RetryCallState) -> float:
+            doublings = state.attempt_number - max(listed, 1)  # failures since, less one
+            return 1.0 if doublings == 0 else min(2.0**doublings, self.config.max_backoff_seconds)
+
+        def failed(state: RetryCallState) -> None:
+            exc = failure(state)
+            if isinstance(exc, ApiException):
+                self._failed(plural, f"kubernetes API {exc.status}: {exc.reason}", "api")
+            elif isinstance(exc, TimeoutError | aiohttp.ClientError | OSError):
+                self._failed(plural, f"{type(exc).__name__}: {exc}", "connection")
+            else:  # a failed write, a bug: logged with its traceback, and retried
+                log.error("watch on %s failed", plural, exc_info=exc)
+                self._failed(plural, f"{type(exc).__name__}: {exc}", "other")
+
+        def on_listed(number: int) -> None:
+            nonlocal listed
+            listed = number
+
+        retrying = AsyncRetrying(wait=backoff, before_sleep=failed, reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                # After a failure, list again: a report may have been missed.
+                await self._list_and_watch(plural, partial(on_listed, attempt.retry_state.attempt_number))
+
+    async def _list_and_watch(self, plural: str, listed: Callable[[], None]) -> None:
+        """List, then watch from the listing's resourceVersion, resumed each time the watch ends,
+        listed again when it is too old; returns never, raises on any other failure."""
         version: str | None = None
         while True:
             try:
@@ -130,29 +163,16 @@ class TrivyOperatorWatch:
                 if version is None:
                     version = await self._list(api, plural)
                     self._problems.pop(plural, None)
-                    backoff = 1.0
+                    listed()
                 started = asyncio.get_running_loop().time()
                 version = await self._watch(api, plural, version)
                 if asyncio.get_running_loop().time() - started < 1.0:
                     await asyncio.sleep(1.0)  # a watch the server ends at once is not resumed in a spin
-            except asyncio.CancelledError:
-                raise
             except ApiException as exc:
-                if exc.status == 410:  # too old to resume: list again
-                    log.info("watch on %s expired (410); listing again", plural)
-                    version = None
-                    continue
-                self._failed(plural, f"kubernetes API {exc.status}: {exc.reason}", "api")
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                self._failed(plural, f"{type(exc).__name__}: {exc}", "connection")
-            except Exception as exc:  # a failed write, a bug: logged with its traceback, and retried
-                log.exception("watch on %s failed", plural)
-                self._failed(plural, f"{type(exc).__name__}: {exc}", "other")
-            else:
-                continue
-            version = None  # after a failure, list again: a report may have been missed
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.config.max_backoff_seconds)
+                if exc.status != 410:
+                    raise
+                log.info("watch on %s expired (410); listing again", plural)  # too old to resume
+                version = None
 
     def _failed(self, plural: str, problem: str, cause: str) -> None:
         self._problems[plural] = problem

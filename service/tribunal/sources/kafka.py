@@ -32,10 +32,12 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential, wait_fixed
 
 from tribunal.model import EvidenceKind
 from tribunal.model.redact import Redaction, redact_unjudged, redact_verdict
 from tribunal.policy.pool import Judged, JudgePool, Outcome, RawItem, Rejected
+from tribunal.retrying import failure
 from tribunal.sources.metrics import PipelineMetrics
 from tribunal.store import ActionOutbox, Record, Recorder, record_claiming, settle_until_done
 
@@ -289,15 +291,19 @@ class KafkaSource:
 
     async def _fetch_loop(self) -> None:
         consumer = self._consumer
+        # A fetch that failed for a reason Kafka calls retriable is tried again a second later.
+        fetching = AsyncRetrying(
+            retry=retry_if_exception(
+                lambda exc: isinstance(exc, KafkaError) and getattr(exc, "retriable", False)
+            ),
+            wait=wait_fixed(1.0),
+            before_sleep=lambda state: log.warning("kafka fetch failed, retrying: %s", failure(state)),
+            reraise=True,
+        )
         while True:
-            try:
-                batches = await consumer.getmany(timeout_ms=500, max_records=self.config.batch_size)
-            except KafkaError as exc:
-                if not getattr(exc, "retriable", False):
-                    raise
-                log.warning("kafka fetch failed, retrying: %s", exc)
-                await asyncio.sleep(1.0)
-                continue
+            batches: dict[TopicPartition, list[Any]] = await fetching(
+                consumer.getmany, timeout_ms=500, max_records=self.config.batch_size
+            )
             now = time.monotonic()
             for tp, messages in batches.items():
                 if tp in self._revoked:
@@ -370,17 +376,16 @@ class KafkaSource:
                 part.paused = False
 
     async def _deliver_with_retry(self, part: _Partition, chunk: _Chunk, outcomes: list[Outcome]) -> None:
-        delay = 0.2
-        while True:
-            try:
-                await self._deliver(chunk, outcomes)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.error("delivering %s@%d failed, retrying: %s", part.tp, chunk.messages[0].offset, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        """``_deliver``, tried again until it succeeds, after a wait doubling from 0.2 s up to 5 s."""
+
+        def failed(state: RetryCallState) -> None:
+            offset = chunk.messages[0].offset
+            log.error("delivering %s@%d failed, retrying: %s", part.tp, offset, failure(state))
+
+        retrying = AsyncRetrying(
+            wait=wait_exponential(multiplier=0.2, max=5.0), before_sleep=failed, reraise=True
+        )
+        await retrying(self._deliver, chunk, outcomes)
 
     async def _deliver(self, chunk: _Chunk, outcomes: list[Outcome]) -> None:
         """Dead letters and verdicts of one chunk, then records and the hook. Raises (the chunk is

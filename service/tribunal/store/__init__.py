@@ -6,6 +6,7 @@ from tribunal.store.errors import StoreError
 from tribunal.store.migrations import LATEST as SCHEMA_VERSION
 from tribunal.store.migrations import migrate, schema_version_of
 from tribunal.store.queries import (
+    ActionOutcomeRow,
     ActivityRow,
     DailyViolationsRow,
     FindingQuery,
@@ -13,6 +14,7 @@ from tribunal.store.queries import (
     FindingStatus,
     Page,
     StoredEvidence,
+    VerdictDetail,
     VerdictQuery,
     VerdictRow,
     ViolationRow,
@@ -31,12 +33,14 @@ from tribunal.store.recorder import (
     record_claiming,
     settle_until_done,
 )
+from tribunal.store.shared import SqlBlockedImages, SqlDedupeWindows, SqlDestructiveBudget
 from tribunal.store.sql import SqlStore, create_store_engine
 
 __all__ = [
     "SCHEMA_VERSION",
     "SETTLE_DELAYS",
     "ActionOutbox",
+    "ActionOutcomeRow",
     "ActivityRow",
     "BackgroundRecorder",
     "ClaimingRecorder",
@@ -50,10 +54,14 @@ __all__ = [
     "Page",
     "Record",
     "Recorder",
+    "SqlBlockedImages",
+    "SqlDedupeWindows",
+    "SqlDestructiveBudget",
     "SqlStore",
     "StoreError",
     "StoredEvidence",
     "UnsettledActions",
+    "VerdictDetail",
     "VerdictQuery",
     "VerdictRow",
     "ViolationRow",

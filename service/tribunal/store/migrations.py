@@ -1,245 +1,145 @@
-"""A small versioned migration runner: each migration runs once, in order, inside one transaction that
-also records it in ``tribunal_schema_version``. Replicas starting together take a lock first (an
-advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so exactly one of them upgrades.
+"""Schema migrations: Alembic's, shipped in the package (``tribunal/store/alembic``: ``env.py`` and one
+revision per schema version in ``versions/``), run in place at store start by :func:`migrate`, with no
+``alembic.ini``. Replicas starting together take a lock first (an advisory lock on PostgreSQL,
+``BEGIN IMMEDIATE`` on SQLite), so exactly one of them upgrades, in one transaction.
 
-Rules for authors: never edit a released migration; add one. A migration that creates a table whose
-definition later changes must keep its own frozen copy of it (as ``_findings_v1`` does)."""
+Schema versions stay numbers: revision ``"0004"`` is schema version 4. Releases before Alembic kept
+the version in ``tribunal_schema_version`` (one row per migration applied, by a hand-written runner);
+such a database is stamped at the matching revision, then upgraded. That table is still written, one
+row per version applied, so a release from before Alembic refuses a newer database with its own clear
+message instead of failing midway."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+import re
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    select,
-    text,
-)
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tribunal.store import schema
 from tribunal.store.errors import StoreError
 
+if TYPE_CHECKING:  # Alembic itself is imported when the store starts: a third of a second
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
 # Any constant shared by every replica: the key of the PostgreSQL advisory lock held while migrating.
 _PG_LOCK_KEY = 0x7472_6962_756E_616C  # "tribunal"
+# Alembic's version table, named for Tribunal: a database may be shared with another Alembic user.
+VERSION_TABLE = "tribunal_alembic_version"
+SCRIPTS = Path(__file__).with_name("alembic")
+
+# Alembic says which dialect it uses and whether DDL is transactional, at INFO, on every start; its
+# upgrades are logged by the store ("database schema upgraded"). Unless configured otherwise.
+if logging.getLogger("alembic").level == logging.NOTSET:
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    description: str
-    apply: Callable[[Connection], None]
+def revision_of(version: int) -> str:
+    """The Alembic revision of schema version ``version``."""
+    return f"{version:04d}"
 
 
-def _v1_initial(conn: Connection) -> None:
-    """Evidence, verdicts, violations, action outcomes and findings."""
-    m = MetaData()
-    for table in (schema.evidence, schema.actions):
-        table.to_metadata(m)
-    verdicts_v1(m)
-    violations_v1(m)
-    _findings_v1(m)
-    m.create_all(conn)
+def _version(revision: str) -> int | None:
+    return int(revision) if revision.isdigit() else None
 
 
-def verdicts_v1(m: MetaData) -> Table:
-    """The verdicts table of schemas 1-3 (schema 4 added ``violations``)."""
-    return Table(
-        "verdicts",
-        m,
-        Column("evidence_id", String(256), primary_key=True),
-        Column("kind", String(16), nullable=False),
-        Column("subject_key", Text, nullable=False),
-        Column("namespace", String(253), nullable=False),
-        Column("decision", String(8), nullable=False),
-        Column("policy_revision", String(128), nullable=False),
-        Column("engine", String(32), nullable=False),
-        Column("received_at", schema.UTCDateTime, nullable=False),
-        Column("evaluated_at", schema.UTCDateTime, nullable=False),
-        Column("latency_ms", Float, nullable=False),
-        Index("ix_verdicts_received_at", "received_at", "evidence_id"),
-        Index("ix_verdicts_namespace", "namespace", "received_at"),
-    )
+@cache
+def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(SCRIPTS))
+    if scripts.get_current_head() != revision_of(LATEST):
+        raise RuntimeError(f"{SCRIPTS}: the head revision is not {revision_of(LATEST)} (the latest file's)")
+    return scripts
 
 
-def violations_v1(m: MetaData) -> Table:
-    """The violations table of schemas 1-3, one row per violation (schema 4 keeps them in the
-    verdict's row)."""
-    return Table(
-        "violations",
-        m,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("evidence_id", String(256), nullable=False),
-        Column("policy", String(128), nullable=False),
-        Column("severity", String(8), nullable=False),
-        Column("enforcement", String(8), nullable=False),
-        Column("msg", Text, nullable=False),
-        Column("controls", Text, nullable=False),  # JSON list
-        Column("details", Text, nullable=False),  # JSON object
-        Column("exception", Text, nullable=True),
-        Index("ix_violations_evidence", "evidence_id"),
-        Index("ix_violations_policy", "policy"),
-    )
+@cache
+def _descriptions() -> dict[str, str]:
+    """Every revision's description (the first line of its docstring), by revision."""
+    return {script.revision: script.doc for script in _scripts().walk_revisions()}
 
 
-def _findings_v1(m: MetaData) -> Table:
-    return Table(
-        "findings",
-        m,
-        Column("policy", String(128), primary_key=True),
-        Column("subject_key", Text, primary_key=True),
-        Column("kind", String(16), nullable=False),
-        Column("namespace", String(253), nullable=False),
-        Column("subject", Text, nullable=False),
-        Column("severity", String(8), nullable=False),
-        Column("status", String(8), nullable=False),
-        Column("first_seen", schema.UTCDateTime, nullable=False),
-        Column("last_seen", schema.UTCDateTime, nullable=False),
-        Column("count", Integer, nullable=False),
-        Column("first_evidence_id", String(256), nullable=False),
-        Column("last_evidence_id", String(256), nullable=False),
-        Column("msg", Text, nullable=False),
-        Column("controls", Text, nullable=False),
-        Column("exception", Text, nullable=True),
-        Column("last_judged", schema.UTCDateTime, nullable=False),
-        Index("ix_findings_status", "status", "namespace"),
-        Index("ix_findings_subject", "subject_key", "kind"),
-    )
+def _config(conn: Connection) -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    config.attributes["connection"] = conn
+    return config
 
 
-def _v2_rollups(conn: Connection) -> None:
-    """findings.resolved_at; daily rollups of verdicts and violations, backfilled from the record."""
-    timestamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "TIMESTAMP"
-    conn.execute(text(f"ALTER TABLE findings ADD COLUMN resolved_at {timestamp}"))
-    conn.execute(
-        text("UPDATE findings SET resolved_at = last_judged WHERE status = 'resolved'"),
-    )
-    schema.daily_activity.create(conn)
-    schema.daily_violations.create(conn)
-    day = (
-        "CAST(v.received_at AT TIME ZONE 'UTC' AS DATE)"
-        if conn.dialect.name == "postgresql"
-        else "date(v.received_at)"
-    )
-    conn.execute(
-        text(
-            "INSERT INTO daily_activity (day, namespace, kind, verdicts, denied, warned) "
-            f"SELECT {day}, v.namespace, v.kind, count(*), "
-            "sum(CASE WHEN v.decision = 'deny' THEN 1 ELSE 0 END), "
-            "sum(CASE WHEN v.decision = 'warn' THEN 1 ELSE 0 END) "
-            f"FROM verdicts v GROUP BY {day}, v.namespace, v.kind"
-        )
-    )
-    conn.execute(
-        text(
-            "INSERT INTO daily_violations (day, namespace, policy, violations) "
-            f"SELECT {day}, v.namespace, x.policy, count(*) FROM violations x "
-            f"JOIN verdicts v ON v.evidence_id = x.evidence_id GROUP BY {day}, v.namespace, x.policy"
-        )
-    )
+def _latest() -> int:
+    """The latest schema version, read from the revisions' file names (``vNNNN_<slug>.py``) without
+    loading Alembic; checked against Alembic's head when the revisions are loaded."""
+    found = [re.fullmatch(r"v(\d{4})_\w+\.py", path.name) for path in (SCRIPTS / "versions").iterdir()]
+    return max(int(m[1]) for m in found if m)
 
 
-def _v3_pending_actions(conn: Connection) -> None:
-    """The action outbox: verdicts recorded whose actions have not run yet."""
-    m = MetaData()
-    Table(
-        "pending_actions",
-        m,
-        Column("evidence_id", String(256), primary_key=True),
-        Column("recorded_at", schema.UTCDateTime, nullable=False),
-    ).create(conn)
+LATEST = _latest()
 
 
-def _v4_violations_in_verdicts(conn: Connection) -> None:
-    """Each verdict's violations as one JSON list in its row, moved from the violations table, which
-    goes: a verdict took one row and its violations six more (the shared reviews' average), and
-    writing those rows was the largest part of recording (docs/benchmarks.md)."""
-    conn.execute(text("ALTER TABLE verdicts ADD COLUMN violations TEXT NOT NULL DEFAULT '[]'"))
-    fields = "'policy', x.policy, 'msg', x.msg, 'severity', x.severity, {controls}, {details}, " \
-        "'enforcement', x.enforcement, 'exception', x.exception"  # fmt: skip
-    if conn.dialect.name == "postgresql":
-        pairs = fields.format(
-            controls="'controls', CAST(x.controls AS json)", details="'details', CAST(x.details AS json)"
-        )
-        conn.execute(
-            text(
-                "UPDATE verdicts SET violations = s.list FROM ("
-                f"SELECT x.evidence_id, CAST(json_agg(json_build_object({pairs}) ORDER BY x.id) AS text) "
-                "AS list FROM violations x GROUP BY x.evidence_id) s "
-                "WHERE verdicts.evidence_id = s.evidence_id"
-            )
-        )
-    else:
-        pairs = fields.format(controls="'controls', json(x.controls)", details="'details', json(x.details)")
-        conn.execute(
-            text(
-                "UPDATE verdicts SET violations = (SELECT json_group_array(json(o)) FROM ("
-                f"SELECT json_object({pairs}) AS o FROM violations x "
-                "WHERE x.evidence_id = verdicts.evidence_id ORDER BY x.id)) "
-                "WHERE evidence_id IN (SELECT evidence_id FROM violations)"
-            )
-        )
-    conn.execute(text("DROP TABLE violations"))
+def _legacy_version(conn: Connection) -> int:
+    """The version the pre-Alembic runner recorded (also written since), 0 when none."""
+    if not conn.dialect.has_table(conn, schema.schema_version.name):
+        return 0
+    return int(conn.execute(select(func.coalesce(func.max(schema.schema_version.c.version), 0))).scalar_one())
 
 
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "evidence, verdicts, violations, action outcomes, findings", _v1_initial),
-    Migration(2, "findings.resolved_at and daily rollups", _v2_rollups),
-    Migration(3, "the action outbox (pending_actions)", _v3_pending_actions),
-    Migration(4, "violations kept in their verdict's row", _v4_violations_in_verdicts),
-)
-LATEST = MIGRATIONS[-1].version
+def _alembic_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
 
-
-def _version_table() -> Table:
-    return schema.schema_version
+    return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
 
 
 def current_version(conn: Connection) -> int:
-    """The schema version of the database, 0 when it holds no Tribunal schema."""
-    if not conn.dialect.has_table(conn, schema.schema_version.name):
-        return 0
-    found = conn.execute(select(schema.schema_version.c.version).order_by(text("version DESC"))).first()
-    return int(found[0]) if found else 0
+    """The schema version of the database, 0 when it holds no Tribunal schema. A revision that is not
+    a schema version (of a later, different Tribunal) counts as newer than any."""
+    revision = _alembic_revision(conn)
+    if revision is None:
+        return _legacy_version(conn)
+    version = _version(revision)
+    return max(version if version is not None else LATEST + 1, _legacy_version(conn))
 
 
 def _migrate(conn: Connection, target: int) -> list[int]:
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    revision, legacy = _alembic_revision(conn), _legacy_version(conn)
     version = current_version(conn)
-    if version > LATEST:
+    if version > LATEST or (revision is not None and revision not in _descriptions()):
+        shown = version if revision is None or _version(revision) is not None else repr(revision)
         raise StoreError(
-            f"the database's schema version {version} is newer than this Tribunal's ({LATEST}): "
+            f"the database's schema version {shown} is newer than this Tribunal's ({LATEST}): "
             "upgrade Tribunal, or point TRIBUNAL_DATABASE_URL at another database"
         )
-    if version == 0:
-        _version_table().create(conn, checkfirst=True)
-    applied = []
-    for migration in MIGRATIONS:
-        if version < migration.version <= target:
-            migration.apply(conn)
-            conn.execute(
-                schema.schema_version.insert().values(
-                    version=migration.version,
-                    description=migration.description,
-                    applied_at=datetime.now(UTC),
-                )
+    from alembic import command
+
+    config = _config(conn)
+    if revision is None and legacy:  # upgraded by the runner of the releases before Alembic
+        command.stamp(config, revision_of(legacy))
+    if target <= version:
+        return []
+    command.upgrade(config, revision_of(target))
+    schema.schema_version.create(conn, checkfirst=True)
+    applied = list(range(version + 1, target + 1))
+    for number in applied:
+        conn.execute(
+            schema.schema_version.insert().values(
+                version=number, description=_descriptions()[revision_of(number)], applied_at=datetime.now(UTC)
             )
-            applied.append(migration.version)
+        )
     return applied
 
 
 async def migrate(engine: AsyncEngine, target: int = LATEST) -> list[int]:
-    """Upgrade the database in place to ``target``; returns the versions applied (often none)."""
+    """Upgrade the database in place to schema version ``target``; returns the versions applied
+    (often none)."""
     async with engine.connect() as conn:
         await conn.execution_options(tribunal_write=True)
         async with conn.begin():

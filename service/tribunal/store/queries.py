@@ -46,6 +46,23 @@ class VerdictRow(BaseModel):
     violations: list[ViolationRow] = Field(default_factory=list)
 
 
+class ActionOutcomeRow(BaseModel):
+    """One action taken (or refused, deduplicated, failed) on a verdict, as the dispatcher recorded it."""
+
+    target: str
+    status: str
+    recorded_at: datetime
+    outcome: dict[str, Any]
+
+
+class VerdictDetail(VerdictRow):
+    """``GET /verdicts/{id}``: the verdict, the outcomes of its actions, and whether its actions are
+    still to run (in the action outbox)."""
+
+    actions: list[ActionOutcomeRow] = Field(default_factory=list)
+    actions_pending: bool = False
+
+
 class FindingRow(BaseModel):
     """One (policy, subject): since when, how often, and whether it still holds."""
 

@@ -11,8 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
 from tribunal.model import Evidence, EvidenceKind, Subject, Verdict
+from tribunal.retrying import failure, next_wait, wait_delays
 
 log = logging.getLogger("tribunal.record")
 
@@ -183,33 +185,33 @@ async def settle_until_done(
     with its cause. Cancelled (a stop) before it succeeds, the entries stay in the outbox."""
     if not evidence_ids:
         return
-    attempt = 0
-    while True:
-        try:
+
+    failures = 0
+
+    def failed(state: RetryCallState) -> None:
+        nonlocal failures
+        failures += 1
+        if on_retry is not None:
+            on_retry()
+        exc = failure(state)
+        log.warning(
+            "marking the actions of %d verdicts done failed (attempt %d), retrying in %g s: %s: %s",
+            len(evidence_ids),
+            state.attempt_number,
+            next_wait(state),
+            type(exc).__name__,
+            exc,
+        )
+
+    retrying = AsyncRetrying(wait=wait_delays(delays), before_sleep=failed, reraise=True)
+    async for attempt in retrying:
+        with attempt:
             if outcomes is None:
                 await outbox.settle_actions(evidence_ids)
             else:
                 await outbox.settle_actions(evidence_ids, outcomes)
-        except Exception as exc:
-            delay = delays[min(attempt, len(delays) - 1)] if delays else 1.0
-            attempt += 1
-            if on_retry is not None:
-                on_retry()
-            log.warning(
-                "marking the actions of %d verdicts done failed (attempt %d), retrying in %g s: %s: %s",
-                len(evidence_ids),
-                attempt,
-                delay,
-                type(exc).__name__,
-                exc,
-            )
-            await asyncio.sleep(delay)
-        else:
-            if attempt:
-                log.info(
-                    "marked the actions of %d verdicts done after %d failures", len(evidence_ids), attempt
-                )
-            return
+    if failures:
+        log.info("marked the actions of %d verdicts done after %d failures", len(evidence_ids), failures)
 
 
 async def record_claiming(recorder: Recorder, records: Sequence[Record]) -> list[Record]:
@@ -415,38 +417,43 @@ class BackgroundRecorder:
                     self._queue.task_done()
 
     async def _write(self, batch: list[Record]) -> None:
-        for attempt, delay in enumerate((*self.retry_delays, None), 1):
-            try:
-                if self._outbox is not None:
-                    to_act = set(await self._outbox.record_to_act(batch))
-                else:
-                    await self.recorder.record(batch)
-            except Exception as exc:  # logged and counted; the source keeps serving
-                if delay is None:
-                    self.failed += len(batch)
-                    log.exception("recording %d verdicts failed %d times; given up", len(batch), attempt)
-                    self._unrecorded(batch)
-                    return
-                self.retries += 1
-                log.warning(
-                    "recording %d verdicts failed (attempt %d of %d), retrying in %g s: %s: %s",
-                    len(batch),
-                    attempt,
-                    len(self.retry_delays) + 1,
-                    delay,
-                    type(exc).__name__,
-                    exc,
-                )
-                await asyncio.sleep(delay)
+        attempts = len(self.retry_delays) + 1
+
+        def failed(state: RetryCallState) -> None:
+            self.retries += 1
+            exc = failure(state)
+            log.warning(
+                "recording %d verdicts failed (attempt %d of %d), retrying in %g s: %s: %s",
+                len(batch),
+                state.attempt_number,
+                attempts,
+                next_wait(state),
+                type(exc).__name__,
+                exc,
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_delays(self.retry_delays),
+            before_sleep=failed,
+            reraise=True,
+        )
+        to_act: set[str] = set()
+        try:
+            if self._outbox is not None:
+                to_act = set(await retrying(self._outbox.record_to_act, batch))
             else:
-                self.recorded += len(batch)
-                if self.act is not None:
-                    acting = batch if self._outbox is None else [r for r in batch if r.evidence_id in to_act]
-                    if acting:
-                        try:
-                            self.act(acting)
-                        except Exception:  # a bug handing them over; the outbox sweep acts later
-                            log.exception(
-                                "handing %d recorded verdicts to the response rules failed", len(acting)
-                            )
-                return
+                await retrying(self.recorder.record, batch)
+        except Exception:  # logged and counted; the source keeps serving
+            self.failed += len(batch)
+            log.exception("recording %d verdicts failed %d times; given up", len(batch), attempts)
+            self._unrecorded(batch)
+            return
+        self.recorded += len(batch)
+        if self.act is not None:
+            acting = batch if self._outbox is None else [r for r in batch if r.evidence_id in to_act]
+            if acting:
+                try:
+                    self.act(acting)
+                except Exception:  # a bug handing them over; the outbox sweep acts later
+                    log.exception("handing %d recorded verdicts to the response rules failed", len(acting))

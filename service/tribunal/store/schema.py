@@ -1,5 +1,5 @@
-"""The tables of the current schema (SQLAlchemy Core). Migrations in ``migrations.py`` build them;
-this module only describes the latest version for queries."""
+"""The tables of the current schema (SQLAlchemy Core). The Alembic revisions in ``alembic/versions``
+build them (``migrations.py`` runs them); this module only describes the latest version for queries."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 metadata = MetaData()
 
-# One row per schema migration applied (see migrations.py).
+# One row per schema version applied: the record of the releases before Alembic, still written for
+# them to refuse a newer database (see migrations.py).
 schema_version = Table(
     "tribunal_schema_version",
     metadata,
@@ -161,4 +162,34 @@ daily_violations = Table(
     Column("namespace", String(253), primary_key=True),
     Column("policy", String(128), primary_key=True),
     Column("violations", Integer, nullable=False),
+)
+
+# State that replicas on one database share (schema 5; store/shared.py): a rule's dedupe window per
+# key, claimed by the first replica to act; the destructive actions of the last minute, the
+# blast-radius budget per namespace; the blocked images (block-image's policy data).
+dedupe_windows = Table(
+    "dedupe_windows",
+    metadata,
+    Column("key", String(64), primary_key=True),  # sha256 (hex) of the dedupe key
+    Column("until", UTCDateTime, nullable=False),
+    Column("repeats", Integer, nullable=False),
+    Column("owner", String(256), nullable=True),  # the evidence whose actions started the window
+    Index("ix_dedupe_windows_until", "until"),
+)
+
+destructive_actions = Table(
+    "destructive_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace", String(253), nullable=False),
+    Column("taken_at", UTCDateTime, nullable=False),
+    Index("ix_destructive_actions_namespace", "namespace", "taken_at"),
+)
+
+blocked_images = Table(
+    "blocked_images",
+    metadata,
+    Column("key", String(1024), primary_key=True),  # the digest when known, else the reference
+    Column("entry", Text, nullable=False),  # JSON: the entry as data.tribunal.state.images holds it
+    Column("updated_at", UTCDateTime, nullable=False),
 )

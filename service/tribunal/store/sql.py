@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+from tenacity import AsyncRetrying, retry_if_exception
 
 from tribunal.model import (
     Decision,
@@ -30,6 +31,7 @@ from tribunal.model import (
     parse_evidence,
 )
 from tribunal.model.redact import Redaction
+from tribunal.retrying import failure, next_wait, wait_delays
 from tribunal.store import schema
 from tribunal.store.errors import StoreError
 from tribunal.store.migrations import migrate
@@ -40,6 +42,7 @@ from tribunal.store.queries import (
     FindingRow,
     Page,
     StoredEvidence,
+    VerdictDetail,
     VerdictQuery,
     VerdictRow,
     decode_cursor,
@@ -250,10 +253,8 @@ class SqlStore:
         except StoreError:  # misconfigured (the URL, a newer schema): waiting will not help
             raise
         except Exception as exc:
-            delay = self._connect_failed(exc)
-            self._connecting = asyncio.create_task(
-                self._keep_connecting(delay), name="tribunal-store-connect"
-            )
+            self._connect_failed(exc, self.connect_delays[0])
+            self._connecting = asyncio.create_task(self._keep_connecting(), name="tribunal-store-connect")
 
     async def _connect(self) -> None:
         engine = create_store_engine(self.url, self.thread_nice)
@@ -272,9 +273,8 @@ class SqlStore:
             log.info("database schema upgraded: applied %s", applied)
         await self._maybe_prune()
 
-    def _connect_failed(self, exc: BaseException) -> float:
-        """Log a failed attempt (once, with its cause) and return the wait before the next."""
-        delay = self.connect_delays[min(self._connect_attempts, len(self.connect_delays) - 1)]
+    def _connect_failed(self, exc: BaseException, delay: float) -> None:
+        """Log a failed attempt (once, with its cause) and the wait before the next."""
         self._connect_attempts += 1
         self._connect_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         log.warning(
@@ -284,20 +284,21 @@ class SqlStore:
             self._connect_error,
             delay,
         )
-        return delay
 
-    async def _keep_connecting(self, delay: float) -> None:
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self._connect()
-            except Exception as exc:
-                if self._engine is not None:  # connected; only pruning failed
-                    log.exception("pruning at start failed")
-                    return
-                delay = self._connect_failed(exc)
-            else:
-                return
+    async def _keep_connecting(self) -> None:
+        """After the first attempt (``start``'s) failed: wait its delay, then try again until connected."""
+        await asyncio.sleep(self.connect_delays[0])
+        retrying = AsyncRetrying(
+            wait=wait_delays(self.connect_delays, skip=1),
+            # Not once connected (only pruning failed), and never a cancellation (a stop).
+            retry=retry_if_exception(lambda exc: isinstance(exc, Exception) and self._engine is None),
+            before_sleep=lambda state: self._connect_failed(failure(state), next_wait(state)),
+            reraise=True,
+        )
+        try:
+            await retrying(self._connect)
+        except Exception:
+            log.exception("pruning at start failed")
 
     @property
     def connected(self) -> bool:
@@ -519,16 +520,38 @@ class SqlStore:
             pruned_at=row["pruned_at"],
         )
 
-    async def get_verdict(self, evidence_id: str) -> VerdictRow | None:
-        """The verdict recorded for ``evidence_id``, with its violations; None when there is none."""
-        v = schema.verdicts
+    async def get_verdict(self, evidence_id: str) -> VerdictDetail | None:
+        """The verdict recorded for ``evidence_id``, with its violations, its actions' outcomes (in
+        the order recorded) and whether its actions are still pending; None when there is none."""
+        v, a, p = schema.verdicts, schema.actions, schema.pending_actions
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(v).where(v.c.evidence_id == evidence_id))).mappings().first()
-        if row is None:
-            return None
+            if row is None:
+                return None
+            outcomes = (
+                await conn.execute(select(a).where(a.c.evidence_id == evidence_id).order_by(a.c.id))
+            ).mappings()
+            actions = [
+                {
+                    "target": o["target"],
+                    "status": o["status"],
+                    "recorded_at": o["recorded_at"],
+                    "outcome": orjson.loads(o["outcome"]),
+                }
+                for o in outcomes
+            ]
+            pending = (
+                await conn.execute(select(p.c.evidence_id).where(p.c.evidence_id == evidence_id))
+            ).first() is not None
         r = dict(row)
-        return VerdictRow.model_validate(
-            {**r, "namespace": r["namespace"] or None, "violations": orjson.loads(r["violations"])}
+        return VerdictDetail.model_validate(
+            {
+                **r,
+                "namespace": r["namespace"] or None,
+                "violations": orjson.loads(r["violations"]),
+                "actions": actions,
+                "actions_pending": pending,
+            }
         )
 
     async def verdicts(self, query: VerdictQuery) -> Page[VerdictRow]:

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from tribunal.actions.responder import Responder
 from tribunal.model import Decision, EvidenceKind, Subject, Verdict
+from tribunal.settings import ActionSettings
 from tribunal.store import Record
 
 
@@ -87,7 +88,9 @@ class Outbox:
             self.settled.setdefault(evidence_id, outcomes[evidence_id])
 
 
-def _responder(dispatcher: Dispatcher, outbox: Outbox, registry: CollectorRegistry) -> Responder:
+def _responder(
+    dispatcher: Dispatcher | FlakyDispatcher, outbox: Outbox, registry: CollectorRegistry
+) -> Responder:
     async def no_record_actions(evidence_id: str, outcomes: Sequence[dict[str, Any]]) -> None:
         raise AssertionError("with an outbox, outcomes go with the settle")
 
@@ -157,3 +160,71 @@ async def test_without_an_outbox_the_outcomes_are_recorded_one_verdict_at_a_time
     responder.spawn([_record("a", labels={}), _record("b", labels={})])
     await responder.stop()
     assert sorted(recorded) == [("a", 1), ("b", 1)] and responder.held == 0
+
+
+class FlakyDispatcher:
+    """Two actions per verdict (rule r): an annotate that succeeds, and an alert that fails
+    transiently ``down`` times, then succeeds; records what each call was asked to run."""
+
+    def __init__(self, down: int) -> None:
+        self.down = down
+        self.settings = ActionSettings(outbox_grace_seconds=0.01, outbox_retries=3)
+        self.calls: list[frozenset[tuple[str, str, str]] | None] = []
+
+    async def dispatch(
+        self,
+        evidence: Any,
+        verdict: Verdict,
+        labels: Mapping[str, str] | None = None,
+        *,
+        only: frozenset[tuple[str, str, str]] | None = None,
+    ) -> list[dict[str, Any]]:
+        self.calls.append(only)
+        out = []
+        if only is None or ("r", "annotate", "kubernetes") in only:
+            out.append({"rule": "r", "action": "annotate", "target": "kubernetes", "status": "success"})
+        if only is None or ("r", "alert", "webhook") in only:
+            if self.down:
+                self.down -= 1
+                out.append(
+                    {
+                        "rule": "r",
+                        "action": "alert",
+                        "target": "webhook",
+                        "status": "failure",
+                        "retriable": True,
+                    }
+                )
+            else:
+                out.append({"rule": "r", "action": "alert", "target": "webhook", "status": "success"})
+        return out
+
+
+async def test_an_action_failing_transiently_stays_in_the_outbox_and_only_it_is_tried_again() -> None:
+    dispatcher, outbox, registry = FlakyDispatcher(down=2), Outbox(), CollectorRegistry()
+    responder = _responder(dispatcher, outbox, registry)
+    await responder.respond([_record("a")])
+    assert outbox.settled == {}  # before the fix: settled with the failure, the alert never sent
+    assert responder.holds("a")  # the backoff: the sweep leaves it alone for now
+    for _ in range(2):  # what the outbox sweep does once the entry is due again
+        await asyncio.sleep(0.1)
+        assert not responder.holds("a")
+        await responder.respond([_record("a")])
+    alert = ("r", "alert", "webhook")
+    assert dispatcher.calls == [None, frozenset({alert}), frozenset({alert})]  # the annotate ran once
+    assert [(o["action"], o["status"]) for o in outbox.settled["a"]] == [
+        ("annotate", "success"),
+        ("alert", "success"),
+    ]
+    assert registry.get_sample_value("tribunal_outbox_action_retries_total") == 2
+
+
+async def test_an_action_still_failing_after_the_outbox_retries_is_settled_as_failed() -> None:
+    dispatcher, outbox = FlakyDispatcher(down=10), Outbox()
+    responder = _responder(dispatcher, outbox, CollectorRegistry())
+    for _ in range(4):  # the first try and outbox_retries=3 more
+        assert outbox.settled == {}
+        await responder.respond([_record("a")])
+        await asyncio.sleep(0.1)
+    assert [o["status"] for o in outbox.settled["a"]] == ["success", "failure"]
+    assert not responder.holds("a")

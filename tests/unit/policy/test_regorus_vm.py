@@ -46,6 +46,12 @@ CONTAINER_SETTINGS: list[dict[str, Any]] = [
     {"ports": [{"containerPort": 80}], "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}},
     {"resources": {"limits": {"cpu": "1"}}},
     {"resources": None},
+    {"securityContext": {"readOnlyRootFilesystem": True, "runAsGroup": 0}, "tty": True, "stdin": True},
+    {
+        "securityContext": {"runAsUser": 20000, "runAsGroup": 1000},
+        "livenessProbe": {"exec": {"command": ["true"]}},
+    },
+    {"resources": {"requests": {"cpu": "1", "memory": ""}}, "readinessProbe": {}, "restartPolicy": "Always"},
 ]
 IMAGES = [
     "nginx",
@@ -71,6 +77,11 @@ POD_SETTINGS: list[dict[str, Any]] = [
     {"volumes": [{"name": "c", "configMap": {"name": "x"}}, {"name": "e", "emptyDir": {}}]},
     {"volumes": [{"name": "n", "nfs": {"server": "s", "path": "/"}}]},
     {"os": {"name": "windows"}, "securityContext": {"windowsOptions": {"hostProcess": True}}},
+    {"automountServiceAccountToken": False, "securityContext": {"fsGroup": 0, "supplementalGroups": [0, 5]}},
+    {
+        "automountServiceAccountToken": True,
+        "securityContext": {"runAsGroup": 70000, "supplementalGroups": None},
+    },
 ]
 ANNOTATIONS: list[dict[str, Any] | None] = [
     None,

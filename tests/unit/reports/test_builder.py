@@ -108,3 +108,67 @@ def test_since_takes_iso_times_and_spans() -> None:
     assert parse_since("12h", now=T) == datetime(2025, 4, 30, 12, tzinfo=UTC)
     with pytest.raises(ValueError, match="since: 'yesterday'"):
         parse_since("yesterday")
+
+
+def _activity(kind: EvidenceKind, ns: str = "a") -> ActivityRow:
+    return ActivityRow(day=date(2025, 5, 1), namespace=ns, kind=kind, verdicts=4, denied=0, warned=1)
+
+
+RUNTIME = Framework.model_validate(
+    {
+        "id": "cis",
+        "title": "CIS",
+        "controls": [
+            # privileged containers: admission assesses it; a Falco alert can only show it failing
+            {"id": "priv", "title": "privileged", "policies": ["privileged", "falco_alert"], "evidence": ["admission"]},
+            {"id": "mon", "title": "runtime monitoring", "policies": ["falco_alert"], "evidence": ["falco"]},
+            {"id": "fs", "title": "immutable fs", "policies": ["falco_alert"], "evidence": []},
+        ],
+    }
+)  # fmt: skip
+KINDS = {"privileged": EvidenceKind.ADMISSION, "falco_alert": EvidenceKind.FALCO}
+
+
+def _falco_finding(controls: list[str]) -> FindingRow:
+    f = finding("falco_alert", "a", "web", FindingStatus.OPEN, controls)
+    return f.model_copy(update={"kind": EvidenceKind.FALCO})
+
+
+async def test_a_control_passes_only_on_the_evidence_that_assesses_it() -> None:
+    only_falco = Record([], [_activity(EvidenceKind.FALCO)])
+    report = await build_report(only_falco, RUNTIME, policy_kinds=KINDS, now=T)
+    status = {c.control_id: c.status for c in report.controls}
+    assert status == {
+        "priv": ControlStatus.NOT_ASSESSED,  # Falco evidence judged, but no alert shows no privileged pod
+        "mon": ControlStatus.PASS,
+        "fs": ControlStatus.NOT_ASSESSED,  # evidence: [] never passes
+    }
+    assert {c.control_id: c.evidence for c in report.controls} == {
+        "priv": [EvidenceKind.ADMISSION],
+        "mon": [EvidenceKind.FALCO],
+        "fs": [],
+    }
+    both = Record([], [_activity(EvidenceKind.FALCO), _activity(EvidenceKind.ADMISSION)])
+    report = await build_report(both, RUNTIME, policy_kinds=KINDS, now=T)
+    assert report.controls[0].status is ControlStatus.PASS
+
+
+async def test_a_runtime_alert_fails_only_the_controls_it_names() -> None:
+    alert = _falco_finding(["cis:priv", "cis:mon"])
+    report = await build_report(
+        Record([alert], [_activity(EvidenceKind.FALCO)]), RUNTIME, policy_kinds=KINDS, now=T
+    )
+    status = {c.control_id: c.status for c in report.controls}
+    assert status == {"priv": ControlStatus.FAIL, "mon": ControlStatus.FAIL, "fs": ControlStatus.NOT_ASSESSED}
+    # an alert naming controls of another framework only fails none of this one's
+    other = _falco_finding(["nsa:runtime"])
+    report = await build_report(
+        Record([other], [_activity(EvidenceKind.FALCO)]), RUNTIME, policy_kinds=KINDS, now=T
+    )
+    assert {c.control_id: c.status for c in report.controls}["priv"] is ControlStatus.NOT_ASSESSED
+    # a violation naming no control at all speaks to every control of its policy
+    bare = _falco_finding([])
+    report = await build_report(
+        Record([bare], [_activity(EvidenceKind.FALCO)]), RUNTIME, policy_kinds=KINDS, now=T
+    )
+    assert {c.status for c in report.controls} == {ControlStatus.FAIL}

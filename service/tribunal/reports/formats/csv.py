@@ -6,7 +6,7 @@ import csv
 import io
 
 from tribunal.reports.formats.base import Format
-from tribunal.reports.model import ComplianceReport
+from tribunal.reports.model import ComplianceReport, ControlResult
 
 COLUMNS = (
     "framework",
@@ -21,7 +21,15 @@ COLUMNS = (
     "failing_resources",
     "evidence_ids",
     "excepted_resources",
+    "evidence",
 )
+
+
+def _evidence(control: ControlResult) -> str:
+    """The kinds of evidence that assess the control, ``;``-joined; ``not assessed`` when none does."""
+    if control.evidence is None:
+        return ""
+    return ";".join(k.value for k in control.evidence) or "not assessed"
 
 
 def render(report: ComplianceReport) -> bytes:
@@ -33,7 +41,8 @@ def render(report: ComplianceReport) -> bytes:
             writer.writerow(
                 {"framework": report.framework.id, "control": control.id, "title": control.title,
                  "group": control.group, "scope": "", "status": control.status.value,
-                 "policies": ";".join(control.policies), "verdicts": 0, "failing_count": 0}
+                 "policies": ";".join(control.policies), "verdicts": 0, "failing_count": 0,
+                 "evidence": _evidence(control)}
             )  # fmt: skip
         for scope in control.scopes:
             writer.writerow(
@@ -50,6 +59,7 @@ def render(report: ComplianceReport) -> bytes:
                     "failing_resources": ";".join(sorted({r.subject_key for r in scope.failing})),
                     "evidence_ids": ";".join(sorted({e for r in scope.failing for e in r.evidence_ids})),
                     "excepted_resources": ";".join(sorted({r.subject_key for r in scope.excepted})),
+                    "evidence": _evidence(control),
                 }
             )
     return out.getvalue().encode()

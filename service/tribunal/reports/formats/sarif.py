@@ -34,6 +34,7 @@ def build(report: ComplianceReport) -> dict[str, Any]:
             "properties": {
                 "tags": [report.framework.id, *([control.group] if control.group else [])],
                 "policies": control.policies,
+                "evidence": None if control.evidence is None else [k.value for k in control.evidence],
                 "status": control.status.value,
             },
         }

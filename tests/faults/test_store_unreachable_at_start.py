@@ -10,6 +10,7 @@ import asyncio
 import re
 import signal
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ import orjson
 import pytest
 
 from tests.conftest import pod, review
-from tests.integration.conftest import free_port
-from tests.integration.fault_support import (
+from tests.faults.ledger import FaultRow, bounded
+from tests.faults.support import (
     eventually,
     fetch,
     http_status,
@@ -27,6 +28,7 @@ from tests.integration.fault_support import (
     tribunal_env,
     tribunal_process,
 )
+from tests.integration.conftest import free_port
 from tests.integration.kafka_support import (
     committed_and_ends,
     create_topics,
@@ -59,11 +61,13 @@ async def _validate(http: aiohttp.ClientSession, base: str, uid: str) -> dict[st
     return answer
 
 
+@bounded(90)
 async def test_serve_waits_for_its_database_not_ready_meanwhile_and_records_once_it_answers(
     pg_through_proxy: tuple[str, str, CuttableProxy],
     tmp_path: Path,
     tls_pair: tuple[Path, Path],
     client_ssl: ssl.SSLContext,
+    ledger: Callable[[FaultRow], None],
 ) -> None:
     url, direct, proxy = pg_through_proxy
     proxy.sever()  # the database is away before the server starts
@@ -116,6 +120,21 @@ async def test_serve_waits_for_its_database_not_ready_meanwhile_and_records_once
             return ids if {"during-outage", "after-outage"} <= ids else set()
 
         assert await eventually(recorded, "both reviews recorded") == {"during-outage", "after-outage"}
+        rows = await fetch(direct, "SELECT evidence_id FROM verdicts")
+        ledger(
+            FaultRow(
+                fault="PostgreSQL unreachable when `tribunal serve` starts, then back",
+                injected="the TCP proxy in front of the server cut before the start, restored after two "
+                "failed attempts",
+                in_="2 admission reviews (one during the outage, one after)",
+                recorded=f"{len(rows)} verdicts, once the store answers (`/readyz` 503 naming the store "
+                "meanwhile)",
+                dead_lettered=None,
+                actions=None,
+                duplicates=len(rows) - len({r["evidence_id"] for r in rows}),
+                lost=len({"during-outage", "after-outage"} - {r["evidence_id"] for r in rows}),
+            )
+        )
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(60):
             await process.wait()
@@ -126,8 +145,12 @@ async def test_serve_waits_for_its_database_not_ready_meanwhile_and_records_once
     assert re.search(r"does not answer \(attempt 1\): \w+(Error|Exception)", waiting), waiting
 
 
+@bounded(90)
 async def test_consume_waits_for_its_database_and_consumes_once_it_answers(
-    kafka_bootstrap: str, pg_through_proxy: tuple[str, str, CuttableProxy], tmp_path: Path
+    kafka_bootstrap: str,
+    pg_through_proxy: tuple[str, str, CuttableProxy],
+    tmp_path: Path,
+    ledger: Callable[[FaultRow], None],
 ) -> None:
     url, direct, proxy = pg_through_proxy
     proxy.sever()
@@ -167,13 +190,28 @@ async def test_consume_waits_for_its_database_and_consumes_once_it_answers(
             await process.wait()
     assert process.returncode == 0, log.read_text()
     rows = await pg_fetch(direct, "SELECT evidence_id FROM verdicts")
-    assert sorted(r["evidence_id"] for r in rows) == sorted(i for _, i in alerts)
     verdicts = await read_topic(kafka_bootstrap, f"{prefix}-verdicts")
-    assert {orjson.loads(m.value)["evidence_id"] for m in verdicts} == {i for _, i in alerts}
     committed, ends = await committed_and_ends(kafka_bootstrap, f"{prefix}-group", f"{prefix}-falco")
+    ids = {r["evidence_id"] for r in rows}
+    ledger(
+        FaultRow(
+            fault="PostgreSQL unreachable when `tribunal consume` starts, then back",
+            injected="the TCP proxy cut before the start, restored after three failed attempts",
+            in_=f"{len(alerts)} Falco alerts on Kafka",
+            recorded=f"{len(ids)} verdicts; offsets committed "
+            + ("to the end" if committed == ends else f"{committed} of {ends}"),
+            dead_lettered=len(await read_topic(kafka_bootstrap, f"{prefix}-dlq")),
+            actions=None,
+            duplicates=len(rows) - len(ids),
+            lost=len({i for _, i in alerts} - ids),
+        )
+    )
+    assert sorted(r["evidence_id"] for r in rows) == sorted(i for _, i in alerts)
+    assert {orjson.loads(m.value)["evidence_id"] for m in verdicts} == {i for _, i in alerts}
     assert committed == ends
 
 
+@bounded(30)
 async def test_a_store_waiting_for_its_database_connects_when_it_appears(tmp_path: Path) -> None:
     """SQLite in a folder that does not exist yet: not an error with ``wait_for_database``; the store
     reports why it is not connected, retries, and connects once the folder is there."""
@@ -198,6 +236,7 @@ async def test_a_store_waiting_for_its_database_connects_when_it_appears(tmp_pat
     assert not store.connected
 
 
+@bounded(30)
 async def test_a_misconfigured_store_fails_at_once_even_when_waiting(tmp_path: Path) -> None:
     store = SqlStore("mysql://nowhere/tribunal", wait_for_database=True)
     with pytest.raises(StoreError, match="unsupported database"):

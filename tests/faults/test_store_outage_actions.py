@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.integration.conftest import free_port
-from tests.integration.fault_support import (
+from tests.faults.ledger import FaultRow, bounded
+from tests.faults.support import (
     CountingReceiver,
     eventually,
     pg_fetch,
@@ -22,7 +23,8 @@ from tests.integration.fault_support import (
     tribunal_env,
     tribunal_process,
 )
-from tests.integration.kafka_support import create_topics, falco_alerts, produce, unique
+from tests.integration.conftest import free_port
+from tests.integration.kafka_support import create_topics, falco_alerts, produce, read_topic, unique
 from tests.integration.proxy import CuttableProxy
 
 pytestmark = pytest.mark.slow
@@ -43,8 +45,12 @@ async def _metric(http: aiohttp.ClientSession, port: int, name: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
 
+@bounded(150)
 async def test_a_database_outage_during_consumption_takes_every_action_exactly_once(
-    kafka_bootstrap: str, pg_through_proxy: tuple[str, str, CuttableProxy], tmp_path: Path
+    kafka_bootstrap: str,
+    pg_through_proxy: tuple[str, str, CuttableProxy],
+    tmp_path: Path,
+    ledger: Callable[[FaultRow], None],
 ) -> None:
     url, direct, proxy = pg_through_proxy
     prefix = unique("outage")
@@ -112,10 +118,21 @@ async def test_a_database_outage_during_consumption_takes_every_action_exactly_o
     verdicts = await pg_fetch(direct, "SELECT evidence_id, decision FROM verdicts")
     denied = {row["evidence_id"] for row in verdicts if row["decision"] == "deny"}
     outcomes = await pg_fetch(direct, "SELECT evidence_id, status FROM action_outcomes")
-    print(  # the figures of the run, for docs/reliability.md
-        f"alerts produced {ALERTS}, verdicts {len(verdicts)}, denied {len(denied)}, alerts received "
-        f"{sum(receiver.received.values())}, duplicates {sum(n - 1 for n in receiver.duplicates.values())}, "
-        f"outcomes recorded {len(outcomes)}"
+    dead = await read_topic(kafka_bootstrap, f"{prefix}-dlq")
+    recorded_ids = {r["evidence_id"] for r in verdicts}
+    ledger(
+        FaultRow(
+            fault="PostgreSQL link cut during Kafka consumption, restored after "
+            f"{OUTAGE:g} s (three outbox grace periods)",
+            injected=f"a TCP proxy in front of the real server, cut as the {CUT_AT}th alert arrives",
+            in_=f"{ALERTS} Falco alerts on Kafka (`tribunal consume`)",
+            recorded=f"{len(recorded_ids)} verdicts ({len(verdicts) - len(recorded_ids)} twice)",
+            dead_lettered=len(dead),
+            actions=f"{sum(receiver.received.values())} alerts received for {len(denied)} denies; "
+            f"{len(outcomes)} outcomes recorded",
+            duplicates=sum(n - 1 for n in receiver.duplicates.values()),
+            lost=len({i for _, i in alerts} - recorded_ids) + len(denied - set(receiver.received)),
+        )
     )
     assert len(verdicts) == ALERTS and {r["evidence_id"] for r in verdicts} == {i for _, i in alerts}
     assert len(denied) > CUT_AT

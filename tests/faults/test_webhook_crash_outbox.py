@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import signal
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ import aiohttp
 import pytest
 
 from tests.conftest import pod, review
-from tests.integration.conftest import free_port
-from tests.integration.fault_support import (
+from tests.faults.ledger import FaultRow, bounded
+from tests.faults.support import (
     CountingReceiver,
     eventually,
     fetch,
@@ -29,6 +30,7 @@ from tests.integration.fault_support import (
     tribunal_env,
     tribunal_process,
 )
+from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -59,8 +61,13 @@ async def _sweeps(http: aiohttp.ClientSession, base: str) -> float:
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
 
 
+@bounded(150)
 async def test_serve_killed_mid_stream_loses_no_recorded_verdict_s_action_and_takes_none_twice(
-    database_url: str, tmp_path: Path, tls_pair: tuple[Path, Path], client_ssl: ssl.SSLContext
+    database_url: str,
+    tmp_path: Path,
+    tls_pair: tuple[Path, Path],
+    client_ssl: ssl.SSLContext,
+    ledger: Callable[[FaultRow], None],
 ) -> None:
     receiver = CountingReceiver()  # not listening yet: every alert is refused and waits for a retry
     port = free_port()
@@ -154,10 +161,21 @@ async def test_serve_killed_mid_stream_loses_no_recorded_verdict_s_action_and_ta
     recorded = {row[0] for row in verdicts}
     outcomes = await fetch(database_url, "SELECT evidence_id, status FROM action_outcomes")
     lost = set(answered) - recorded
-    print(  # the figures of the run, for docs/reliability.md
-        f"answered {len(answered)}, recorded {len(recorded)}, lost in memory at the kill {len(lost)}, "
-        f"alerts {sum(receiver.received.values())}, duplicates "
-        f"{sum(n - 1 for n in receiver.duplicates.values())}, outcomes {len(outcomes)}"
+    store = database_url.split("+", 1)[0]
+    ledger(
+        FaultRow(
+            fault=f"`kill -9` of `tribunal serve` mid-stream, restarted on the same {store} database",
+            injected=f"SIGKILL after {RECORDED_FIRST} denies were recorded (their alerts still waiting, "
+            "the receiver down) while reviews stream; the receiver up for the restart",
+            in_=f"{len(answered)} admission reviews answered (deny)",
+            recorded=f"{len(recorded)} verdicts ({len(verdicts) - len(recorded)} twice)",
+            dead_lettered=None,
+            actions=f"{sum(receiver.received.values())} alerts received, {len(outcomes)} outcomes "
+            "recorded, one per recorded deny",
+            duplicates=sum(n - 1 for n in receiver.duplicates.values()),
+            lost=f"{len(recorded - set(receiver.received))} actions of recorded verdicts; {len(lost)} "
+            "answered reviews still in memory at the kill (the window below)",
+        )
     )
     assert {row[1] for row in verdicts} == {"deny"} and len(verdicts) == len(recorded)
     assert {f"first-{i}" for i in range(RECORDED_FIRST)} <= recorded

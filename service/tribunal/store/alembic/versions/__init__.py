@@ -1,0 +1,1 @@
+"""One Alembic revision per schema version (see ``tribunal.store.migrations``)."""
