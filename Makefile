@@ -39,11 +39,13 @@ test: $(STAMP_DEV) system-deps tools lint policy-test policy-test-opa
 
 # Debian packages the tests drive for real, installed only where missing (needs root, as CI is; tests
 # never install anything): chromium renders the HTML report, prometheus-alertmanager receives alerts,
+# prometheus provides promtool (checks and unit-tests the chart's alert rules),
 # postgresql's initdb/postgres are started by the test fixtures on a free port (no server runs here).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$$missing prometheus-alertmanager"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
 	  missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \

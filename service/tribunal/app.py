@@ -47,6 +47,7 @@ from tribunal.server import (
     KubernetesTokenReviewer,
     ReadinessCheck,
     Server,
+    register_process_metrics,
     stop_in_reverse,
 )
 from tribunal.server.openapi import openapi_routes
@@ -54,7 +55,7 @@ from tribunal.settings import Settings
 from tribunal.sources.ingest import HttpIngest, IngestConfig
 from tribunal.sources.k8s_watch import TrivyOperatorWatch, WatchConfig
 from tribunal.sources.kafka import LARGE_DOCUMENT, KafkaConfig, KafkaSource, VerdictHook
-from tribunal.sources.metrics import PipelineMetrics
+from tribunal.sources.metrics import PipelineMetrics, PolicyResultMetrics
 from tribunal.sources.webhook import AdmissionWebhook, WebhookConfig
 from tribunal.store import (
     ActionOutbox,
@@ -173,6 +174,31 @@ class _LatePublisher:
         await self.source.publish(topic, value, key)
 
 
+def count_policy_results(
+    registry: CollectorRegistry, runtime: PolicyRuntime
+) -> Callable[[Sequence[Record]], None]:
+    """The store's ``on_recorded``: ``tribunal_policy_results_total`` of the verdicts it recorded,
+    against the policies ``runtime`` has loaded now."""
+    cached: tuple[object, dict[str, tuple[str, str]]] = (None, {})
+
+    def policies() -> dict[str, tuple[str, str]]:
+        nonlocal cached
+        judge = runtime.judge
+        if cached[0] is not judge:
+            resolve = judge.enforcement.resolve
+            cached = (
+                judge,
+                {
+                    p.id: (p.kind, resolve(p.id, p.enforcement).value)
+                    for p in judge.policy_set.policies.values()
+                },
+            )
+        return cached[1]
+
+    metrics = PolicyResultMetrics(registry, policies)
+    return lambda records: metrics.observe(r.verdict for r in records)
+
+
 class RecorderMetrics(Collector):
     """The background recorder's queue and counts, read when scraped: how far the store lags."""
 
@@ -234,6 +260,8 @@ def build_server(
     blocklist = build_blocklist(settings, shared_images)
     runtime = build_policy_runtime(settings, extra_data=[blocklist.path])
     blocklist.on_change = policy_reloader(runtime)
+    register_process_metrics(registry)
+    store.on_recorded = count_policy_results(registry, runtime)
     publisher = _LatePublisher()
     dispatcher = build_dispatcher(
         settings, registry, blocklist=blocklist, publisher=publisher, dedupe=dedupe, budget=budget
@@ -334,7 +362,10 @@ def build_server(
         webhook.audit = _audit_copy(source, settings.kafka_audit_topic, settings.evidence_redaction)
         consumers.append(source)
     sweep = outbox_sweep(settings, sink, responder, registry)
-    after_store = StartedWhenConnected(store, [*([sweep] if sweep is not None else []), *consumers])
+    from tribunal.reports.cluster_reports import policy_reports  # PolicyReports in the cluster
+
+    reports = policy_reports(settings, store, kube_api, registry)
+    after_store = StartedWhenConnected(store, [*([sweep] if sweep is not None else []), *consumers, *reports])
 
     def current_policy_kinds() -> dict[str, EvidenceKind]:
         return {p.id: EvidenceKind(p.kind) for p in runtime.judge.policy_set.policies.values()}
@@ -353,6 +384,7 @@ def build_server(
     return Server(
         host=settings.host,
         port=settings.port,
+        metrics_port=settings.metrics_port or None,
         registry=registry,
         routes=[
             *webhook.routes(),
@@ -643,6 +675,11 @@ async def run_consumers(
     runtime = build_policy_runtime(settings, extra_data=[blocklist.path])
     blocklist.on_change = policy_reloader(runtime)
     metrics = PipelineMetrics(CollectorRegistry())
+    register_process_metrics(metrics.registry)
+    if store is not None:
+        store.on_recorded = count_policy_results(metrics.registry, runtime)
+    if metrics_port is None and settings.metrics_port:
+        metrics_port = settings.metrics_port
     publisher = _LatePublisher()
     dispatcher = build_dispatcher(
         settings, metrics.registry, blocklist=blocklist, publisher=publisher, dedupe=dedupe, budget=budget

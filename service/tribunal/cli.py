@@ -24,6 +24,7 @@ from tribunal.devtools import DEV_INFO, BrokerUnavailable, DemoTarget, EmbeddedB
 from tribunal.model import Decision, EvidenceError, EvidenceKind, TribunalError, Verdict
 from tribunal.policy import PolicyError, engine_names, load_enforcement, load_policy_set, run_policy_tests
 from tribunal.reports import FORMATS, build_report, get_format, load_framework, parse_since
+from tribunal.reports.formats.sarif import JudgeSarif
 from tribunal.server import Server, generate_self_signed
 from tribunal.settings import Settings
 from tribunal.sources import expand_paths, read_evidence
@@ -107,7 +108,13 @@ def _parser() -> argparse.ArgumentParser:
     judge.add_argument(
         "--allow-empty", action="store_true", help="exit 0 when no evidence is found (default: exit 1)"
     )
-    judge.add_argument("--format", choices=["json", "table"], default="json", help="output [json]")
+    judge.add_argument(
+        "--format",
+        choices=["json", "table", "sarif"],
+        default="json",
+        help="output: a verdict per line, a table, or one SARIF 2.1.0 document for code scanning "
+        "(a result per violation, at its file and line) [json]",
+    )
     judge.set_defaults(handler=_judge)
 
     policy = commands.add_parser("policy", help="work with the Rego policy library")
@@ -412,6 +419,7 @@ def _judge(args: argparse.Namespace) -> int:
     fail_on = Decision(args.fail_on) if args.fail_on else None
     out = sys.stdout
     table = _Table(out) if args.format == "table" else None
+    sarif = JudgeSarif(judge.policy_set.policies) if args.format == "sarif" else None
     errors = reached = judged = 0
     skipped: list[str] = []
     paths = expand_paths(args.files, skipped)
@@ -423,23 +431,31 @@ def _judge(args: argparse.Namespace) -> int:
                 if isinstance(item, EvidenceError):
                     errors += 1
                     progress.say(f"tribunal: error: {item}")
+                    if sarif is not None:
+                        sarif.error(str(item))
                     continue
                 try:
                     verdict = judge.judge(item)
                 except PolicyError as exc:
                     errors += 1
                     progress.say(f"tribunal: error: {exc}")
+                    if sarif is not None:
+                        sarif.error(str(exc))
                     continue
                 judged += 1
                 if fail_on is not None and verdict.decision.rank >= fail_on.rank:
                     reached += 1
                 if table is not None:
                     table.add(item.source, verdict)
+                elif sarif is not None:
+                    sarif.add(path, item, verdict)
                 else:
                     out.write(verdict.model_dump_json() + "\n")
             progress.advance()
     if table is not None:
         table.close(errors)
+    if sarif is not None:
+        out.write(sarif.render().decode())
     if not judged and not errors and not args.allow_empty:
         where = ", ".join(args.files)
         print(

@@ -57,7 +57,9 @@ class ActionSettings(BaseModel):
         None, description="Talk to this API server URL without credentials (kubectl proxy, tests)."
     )
     external_url: str | None = Field(
-        None, description="Tribunal's own URL, for alert generatorURL links to /verdicts/<id>."
+        None,
+        description="Tribunal's own URL, for alert generatorURL links to /verdicts/<id> (and the "
+        "source of CloudEvents).",
     )
     webhook_url: str | None = Field(None, description="Default URL of `alert` actions with target webhook.")
     alerts_topic: str = Field(
@@ -168,6 +170,14 @@ class Settings(BaseSettings):
 
     host: str = Field("0.0.0.0", description="Address the server listens on.")
     port: int = Field(8443, ge=0, le=65535, description="Port of the webhook, ingest and read API.")
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="0: /metrics is served on `port` (TLS, authenticated). Else also on this port of "
+        "`host`, plain HTTP and unauthenticated, for a scraper without TLS or tokens: keep it on the "
+        "pod network behind a NetworkPolicy (docs/operations.md#metrics).",
+    )
     tls_cert_file: Path | None = Field(
         None, description="PEM certificate; `serve` refuses to start without one unless plain_http."
     )
@@ -375,6 +385,26 @@ class Settings(BaseSettings):
         description="Trivy Operator report resources to list and watch across the cluster and judge "
         "(plurals, e.g. vulnerabilityreports,configauditreports; 'all': every kind Tribunal reads); "
         "empty: no watch. The cluster connection is actions.kube_api_url / kubeconfig / in-cluster.",
+    )
+    policy_reports: bool = Field(
+        False,
+        description="Write the open findings to the cluster as PolicyReports (one per namespace) and a "
+        "ClusterPolicyReport, kept up to date, for Policy Reporter and `kubectl get policyreports` "
+        "(docs/reports.md). The cluster connection is actions.kube_api_url / kubeconfig / in-cluster.",
+    )
+    policy_reports_interval_seconds: float = Field(
+        60.0, gt=0, description="How often the PolicyReports are brought up to date with the findings."
+    )
+    policy_reports_max_results: int = Field(
+        500,
+        ge=1,
+        le=5000,
+        description="Results per report at most; a namespace with more findings gets several reports.",
+    )
+    policy_reports_api: Literal["wgpolicyk8s.io", "openreports.io", "both"] = Field(
+        "wgpolicyk8s.io",
+        description="The API of the reports: wgpolicyk8s.io/v1alpha2 PolicyReport/ClusterPolicyReport, "
+        "openreports.io/v1alpha1 Report/ClusterReport (their successor), or both.",
     )
 
     _names = field_validator(

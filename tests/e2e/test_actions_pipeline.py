@@ -47,6 +47,7 @@ chart_identity = actions_support.chart_identity
 unbound_identity = actions_support.unbound_identity
 chart_dispatcher = actions_support.chart_dispatcher
 alertmanager = integration_actions.alertmanager
+alertmanager_config = integration_actions.alertmanager_config
 kafka_bootstrap = integration.kafka_bootstrap
 
 

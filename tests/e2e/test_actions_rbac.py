@@ -113,6 +113,18 @@ AUTH_NEEDS: set[Right] = {
     ("authentication.k8s.io", "tokenreviews", "create"),
     ("authorization.k8s.io", "subjectaccessreviews", "create"),
 }
+# Not an action either: policyReports.enabled (on in the chart by default) has Tribunal keep its findings
+# as PolicyReports (tribunal/reports/cluster_reports.py, tests/e2e/test_policy_reports.py).
+REPORT_NEEDS: set[Right] = {
+    ("wgpolicyk8s.io", plural, verb)
+    for plural in ("policyreports", "clusterpolicyreports")
+    for verb in ("create", "get", "list", "patch", "delete")
+}
+
+
+def served(needs: set[Right], rights: set[tuple[str, str, str, bool]]) -> set[Right]:
+    """Those of ``needs`` on resources the API server serves (the reports' CRDs may be installed)."""
+    return {need for need in needs if any(right[:3] == need for right in rights)}
 
 
 def needs_of(settings: dict[str, Any]) -> set[Right]:
@@ -136,8 +148,11 @@ def test_needs_covers_every_action_that_touches_the_cluster() -> None:
 def test_the_chart_binds_its_service_account_to_the_actions_role_and_no_other(
     auth: bool, roles: set[str]
 ) -> None:
-    """The ServiceAccount's only bindings: the actions' ClusterRole, and system:auth-delegator while
-    the server's Kubernetes authentication is on. The chart's other ClusterRoles are for its callers."""
+    """The ServiceAccount's only bindings: the actions' ClusterRole, the policy reports' one
+    (policyReports.enabled, the default; tests/e2e/test_policy_reports.py), and system:auth-delegator
+    while the server's Kubernetes authentication is on. The chart's other ClusterRoles are for its
+    callers."""
+    roles = {*roles, "tribunal-policy-reports"}
     objects = chart_rbac_objects({"settings": {"auth": {"kubernetes": auth}}})
     assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
     (account,) = [o["metadata"] for o in objects if o["kind"] == "ServiceAccount"]
@@ -518,14 +533,15 @@ async def test_the_authorizer_grants_the_chart_exactly_what_the_enabled_actions_
     """SubjectAccessReviews over every resource and verb the API server serves (``kubectl auth can-i``
     for each): what the chart's ServiceAccount may do beyond any authenticated ServiceAccount is
     exactly what the actions its values enable call, which is what the settings its Deployment passes
-    let Tribunal call, plus the two reviews of the server's authentication. No secrets, no lists, no
+    let Tribunal call, plus the two reviews of the server's authentication (and the policy reports'
+    rights, where their CRDs are served). No secrets, no lists, no
     delete or update of workloads; with every action off, nothing and no actions role at all."""
     assert needs_of(deployment_settings(chart_values)) == granted  # Tribunal and the chart agree
     rights = await resource_rights(api)
     assert {("", "pods/eviction", "create", True), ("apps", "deployments", "delete", True)} <= rights
     chart = await granted_by_authorizer(api, chart_identity, rights, namespace)
     baseline = await granted_by_authorizer(api, unbound_identity, rights, namespace)
-    assert chart - baseline == granted | AUTH_NEEDS
+    assert chart - baseline == granted | AUTH_NEEDS | served(REPORT_NEEDS, rights)
     assert baseline <= chart  # the ServiceAccount is an authenticated ServiceAccount too
     # The rights reach every namespace (a ClusterRoleBinding), the service's own and exempt ones too.
     for other in (RELEASE_NAMESPACE, "kube-system"):
@@ -552,7 +568,7 @@ async def test_the_service_account_sees_exactly_those_rights_in_its_rules_review
     """``kubectl auth can-i --list`` as the ServiceAccount itself (SelfSubjectRulesReview with its
     token): this sees rules on resources the API server does not serve (CRDs not installed) too."""
     chart = await rules_review(chart_identity, namespace)
-    assert chart - await rules_review(unbound_identity, namespace) == granted | AUTH_NEEDS
+    assert chart - await rules_review(unbound_identity, namespace) == granted | AUTH_NEEDS | REPORT_NEEDS
 
 
 async def test_the_default_chart_grants_no_more_than_the_shipped_rules_use(
@@ -575,7 +591,7 @@ async def test_the_default_chart_grants_no_more_than_the_shipped_rules_use(
     rights = {r for r in await resource_rights(api) if r[0] != "*"}
     chart = await granted_by_authorizer(api, chart_identity, rights, namespace)
     baseline = await granted_by_authorizer(api, unbound_identity, rights, namespace)
-    assert chart - baseline == needed | AUTH_NEEDS
+    assert chart - baseline == needed | AUTH_NEEDS | served(REPORT_NEEDS, rights)
 
 
 # -- rbac.scope=namespaces: the actions in the listed namespaces only ------------------------------------

@@ -9,10 +9,11 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,42 @@ def tribunal_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     )
     env.update({f"TRIBUNAL_{name.upper()}": value for name, value in settings.items()})
     return env
+
+
+def kafka_settings(bootstrap: str, prefix: str) -> dict[str, str]:
+    """The settings of a consumer of ``<prefix>-falco`` (Falco alerts), publishing its verdicts and dead
+    letters on ``<prefix>-verdicts`` and ``<prefix>-dlq``, in group ``<prefix>-group``: the topics the
+    fault tests create (pass to :func:`tribunal_env`)."""
+    return {
+        "kafka_bootstrap_servers": bootstrap,
+        "kafka_topics": f"{prefix}-falco=falco",
+        "kafka_group_id": f"{prefix}-group",
+        "kafka_verdict_topic": f"{prefix}-verdicts",
+        "kafka_dlq_topic": f"{prefix}-dlq",
+    }
+
+
+async def settle_then_stop(
+    process: asyncio.subprocess.Process,
+    direct_url: str,
+    log: Path,
+    what: str,
+    also: Callable[[], Awaitable[bool]] | None = None,
+) -> None:
+    """Wait until the action outbox of the database at ``direct_url`` is empty (every action settled)
+    and ``also`` holds (``process`` must stay alive meanwhile), leave the outbox sweep three passes to
+    act again (it must not), then stop ``process`` with SIGTERM."""
+
+    async def all_settled() -> bool:
+        assert process.returncode is None, log.read_text()
+        pending = (await pg_fetch(direct_url, "SELECT count(*) FROM pending_actions"))[0][0]
+        return pending == 0 and (also is None or await also())
+
+    await eventually(all_settled, f"every action settled {what}", 90)
+    await asyncio.sleep(1.5)  # three passes of the outbox sweep: its chance to act again
+    process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(60):
+        await process.wait()
 
 
 @contextlib.asynccontextmanager

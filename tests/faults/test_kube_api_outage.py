@@ -9,7 +9,6 @@ NetworkPolicy and the pod's label), and each outcome is recorded once."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -23,7 +22,16 @@ from tests.conftest import falco_alert
 from tests.e2e.actions_support import create_pod, read_pod
 from tests.e2e.control_plane import ControlPlane
 from tests.faults.ledger import FaultRow, bounded
-from tests.faults.support import eventually, fetch, pg_fetch, rules_with, tribunal_env, tribunal_process
+from tests.faults.support import (
+    eventually,
+    fetch,
+    kafka_settings,
+    pg_fetch,
+    rules_with,
+    settle_then_stop,
+    tribunal_env,
+    tribunal_process,
+)
 from tests.integration.kafka_support import create_topics, produce, read_topic, unique
 from tests.integration.proxy import CuttableProxy
 
@@ -68,11 +76,7 @@ async def test_the_api_server_down_and_back_under_the_cluster_actions_takes_each
         tmp_path,
         database_url=direct,
         rules_dir=str(rules_with(tmp_path, RULE)),
-        kafka_bootstrap_servers=kafka_bootstrap,
-        kafka_topics=f"{prefix}-falco=falco",
-        kafka_group_id=f"{prefix}-group",
-        kafka_verdict_topic=f"{prefix}-verdicts",
-        kafka_dlq_topic=f"{prefix}-dlq",
+        **kafka_settings(kafka_bootstrap, prefix),
         actions__kubeconfig=str(control_plane.admin_kubeconfig),
         actions__max_attempts="2",
         actions__backoff_seconds="0.1",
@@ -105,16 +109,7 @@ async def test_the_api_server_down_and_back_under_the_cluster_actions_takes_each
             [(waiting,)] = await pg_fetch(direct, "SELECT count(*) FROM pending_actions")
             await control_plane.start_apiserver_async()
             stopped = False
-
-            async def all_settled() -> bool:
-                assert process.returncode is None, log.read_text()
-                return (await pg_fetch(direct, "SELECT count(*) FROM pending_actions"))[0][0] == 0
-
-            await eventually(all_settled, "every action settled once the API server is back", 90)
-            await asyncio.sleep(1.5)  # three passes of the outbox sweep: its chance to act again
-            process.send_signal(signal.SIGTERM)
-            async with asyncio.timeout(60):
-                await process.wait()
+            await settle_then_stop(process, direct, log, "once the API server is back")
     finally:
         if stopped:  # the session's control plane is left running for the next test
             await control_plane.start_apiserver_async()

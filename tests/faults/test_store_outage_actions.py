@@ -18,6 +18,7 @@ from tests.faults.ledger import FaultRow, bounded
 from tests.faults.support import (
     CountingReceiver,
     eventually,
+    kafka_settings,
     pg_fetch,
     rules_with,
     tribunal_env,
@@ -69,11 +70,7 @@ async def test_a_database_outage_during_consumption_takes_every_action_exactly_o
         tmp_path,
         database_url=url,
         rules_dir=str(rules_with(tmp_path, DENY_ALERTS)),
-        kafka_bootstrap_servers=kafka_bootstrap,
-        kafka_topics=f"{prefix}-falco=falco",
-        kafka_group_id=f"{prefix}-group",
-        kafka_verdict_topic=f"{prefix}-verdicts",
-        kafka_dlq_topic=f"{prefix}-dlq",
+        **kafka_settings(kafka_bootstrap, prefix),
         actions__webhook_url=receiver.url,
         actions__outbox_grace_seconds=str(GRACE),
     )

@@ -24,6 +24,7 @@ from tests.faults.support import (
     eventually,
     fetch,
     http_status,
+    kafka_settings,
     pg_fetch,
     tribunal_env,
     tribunal_process,
@@ -161,11 +162,7 @@ async def test_consume_waits_for_its_database_and_consumes_once_it_answers(
     env = tribunal_env(
         tmp_path,
         database_url=url,
-        kafka_bootstrap_servers=kafka_bootstrap,
-        kafka_topics=f"{prefix}-falco=falco",
-        kafka_group_id=f"{prefix}-group",
-        kafka_verdict_topic=f"{prefix}-verdicts",
-        kafka_dlq_topic=f"{prefix}-dlq",
+        **kafka_settings(kafka_bootstrap, prefix),
     )
     log = tmp_path / "consume.log"
     async with tribunal_process("consume", env, log) as process:

@@ -13,6 +13,7 @@ class CuttableProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.cut = False
+        self._holding = False
         self._links: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self.port = 0
@@ -37,6 +38,17 @@ class CuttableProxy:
             writer.transport.abort()
         self._links.clear()
 
+    async def sever_after_answers(self, grace: float = 1.0) -> None:
+        """Cut the link as a server going away cleanly would: from now on nothing more reaches the
+        target (new connections are refused, and what clients send is held back), but for ``grace``
+        seconds the target's answers to what it already received still reach the clients; then
+        sever. A request the target got whole is answered; one it got in part is never processed."""
+        self.cut = True
+        self._holding = True
+        await asyncio.sleep(grace)
+        self.sever()
+        self._holding = False
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.cut:
             writer.transport.abort()
@@ -46,12 +58,20 @@ class CuttableProxy:
         except OSError:
             writer.transport.abort()
             return
+        if self.cut:  # cut while this link was connecting: it must not carry anything past the cut
+            up_writer.transport.abort()
+            writer.transport.abort()
+            return
         self._links.update((writer, up_writer))
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        await asyncio.gather(self._pipe(reader, up_writer, upstream=True), self._pipe(up_reader, writer))
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool = False
+    ) -> None:
         try:
             while data := await reader.read(65536):
+                if upstream and self._holding:
+                    continue  # held back (sever_after_answers): the target never sees it
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):

@@ -50,6 +50,7 @@ MATRIX = [
     pytest.param(ALL_ON, id="all-on"),
     pytest.param(SCOPED, id="scope-namespaces"),
     pytest.param({"settings": {"trivyOperatorWatch": ["vulnerabilityreports"]}}, id="trivy-watch"),
+    pytest.param({"policyReports": {"api": "both"}}, id="policy-reports-both"),
 ]
 
 
@@ -444,3 +445,66 @@ def test_mtls_on_validate_mounts_the_api_servers_client_ca_and_names() -> None:
     assert {"name": "client-ca", "mountPath": "/client-ca", "readOnly": True} in container["volumeMounts"]
     [volume] = [v for v in spec["volumes"] if v["name"] == "client-ca"]
     assert volume["secret"]["secretName"] == "apiserver-webhook-ca"
+
+
+# -- PolicyReports in the cluster (policyReports) -------------------------------------------------------
+
+REPORT_VERBS = ["create", "get", "list", "patch", "delete"]
+WG_RULE = {
+    "apiGroups": ["wgpolicyk8s.io"],
+    "resources": ["policyreports", "clusterpolicyreports"],
+    "verbs": REPORT_VERBS,
+}
+OPENREPORTS_RULE = {
+    "apiGroups": ["openreports.io"],
+    "resources": ["reports", "clusterreports"],
+    "verbs": REPORT_VERBS,
+}
+
+
+@pytest.mark.parametrize(
+    ("api", "rules"),
+    [
+        pytest.param(None, [WG_RULE], id="default"),
+        pytest.param("openreports.io", [OPENREPORTS_RULE], id="openreports"),
+        pytest.param("both", [WG_RULE, OPENREPORTS_RULE], id="both"),
+    ],
+)
+def test_policy_reports_are_on_and_granted_exactly_the_reports(
+    monkeypatch: pytest.MonkeyPatch, api: str | None, rules: list[dict[str, Any]]
+) -> None:
+    values: dict[str, Any] = {"policyReports": {"api": api}} if api else {}
+    objects = by_name(values)
+    role = objects[("ClusterRole", None, "tribunal-policy-reports")]
+    assert role["rules"] == rules
+    binding = objects[("ClusterRoleBinding", None, "tribunal-policy-reports")]
+    assert binding["roleRef"]["name"] == "tribunal-policy-reports"
+    assert binding["subjects"] == [SUBJECT]
+    # With the default replicas each on its own SQLite, the pods would rewrite the reports from their own
+    # findings: written only with a shared database (or a single replica).
+    assert deployment_settings(values, monkeypatch).policy_reports is False
+    assert deployment_settings({**values, "replicas": 1}, monkeypatch).policy_reports is True
+    shared = {**values, "settings": {"databaseUrl": "postgresql+asyncpg://tribunal@db/tribunal"}}
+    settings = deployment_settings(shared, monkeypatch)
+    assert settings.policy_reports is True
+    assert settings.policy_reports_api == (api or "wgpolicyk8s.io")
+    assert settings.policy_reports_interval_seconds == 60
+    assert settings.policy_reports_max_results == 500
+
+
+def test_policy_reports_off_grant_nothing_and_tell_tribunal_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = {"policyReports": {"enabled": False}}
+    objects = render_all(values)
+    assert not [o for o in objects if "policy-reports" in o["metadata"]["name"]]
+    for role in (o for o in objects if o["kind"] == "ClusterRole"):
+        assert all(
+            not {"wgpolicyk8s.io", "openreports.io"} & set(r.get("apiGroups") or []) for r in role["rules"]
+        )
+    assert deployment_settings(values, monkeypatch).policy_reports is False
+    # Without rbac.create the chart grants nothing, and Tribunal still writes the reports it is told to.
+    unmanaged = render_all({"rbac": {"create": False}})
+    assert not [o for o in unmanaged if "policy-reports" in o["metadata"]["name"]]
+    assert deployment_settings({"rbac": {"create": False}, "replicas": 1}, monkeypatch).policy_reports is True
+    for rbac in (True, False):
+        with pytest.raises(Exception, match=r"policyReports\.api"):
+            render_all({"policyReports": {"api": "kyverno.io"}, "rbac": {"create": rbac}})

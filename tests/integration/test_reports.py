@@ -17,6 +17,7 @@ import yaml
 
 from tests.conftest import FIXTURES, POLICY_DIR, RULES_DIR, SHARED, needs_shared
 from tests.integration.conftest import create_pg_database, drop_pg_database, pg_url
+from tests.unit.test_judge_sarif import check_github_requirements
 from tribunal.model import EvidenceError, EvidenceKind
 from tribunal.policy import Judge, load_policy_set
 from tribunal.reports import FORMATS, ComplianceReport, ControlStatus, build_report, load_frameworks
@@ -158,6 +159,14 @@ def test_sarif_validates_against_the_sarif_2_1_0_schema(recorded_sqlite: Recorde
         assert len(results) == sum(len(c.failing) for c in report.controls) > 0
         rules = doc["runs"][0]["tool"]["driver"]["rules"]
         assert all(rules[r["ruleIndex"]]["id"] == r["ruleId"] for r in results)
+        # What GitHub code scanning needs: a physical location for each result (a stable k8s:// URI,
+        # the resources have no file), rule metadata with the "security" tag and security-severity.
+        check_github_requirements(doc)
+        for r in results:
+            uri = r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            assert uri.startswith("k8s://") and len(uri.split("/")) == 5, uri
+        failing_rules = {r["ruleId"] for r in results}
+        assert all("security-severity" in rule["properties"] for rule in rules if rule["id"] in failing_rules)
 
 
 def _crd_validator(path: Path):  # type: ignore[no-untyped-def]

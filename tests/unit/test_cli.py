@@ -286,3 +286,22 @@ def test_progress_shows_on_a_terminal_and_stays_silent_in_a_pipe() -> None:
     with Progress("reading the record", None, unknown), Progress("reading the record", None, piped):
         pass
     assert "\x1b[" in unknown.getvalue() and piped.getvalue() == ""
+
+
+def test_a_busy_server_port_names_the_port_and_the_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.chdir(tmp_path)  # the default record (tribunal.db) and state land here
+    monkeypatch.setenv("TRIBUNAL_JUDGE_WORKERS", "0")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["serve", "--plain-http", "--host", "127.0.0.1", "--port", str(port)])
+    assert code == 1
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"tribunal serve: port {port} on 127.0.0.1 is in use (another Tribunal?): choose another with "
+        "--port or TRIBUNAL_PORT"
+    )

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
-from tribunal.actions.alert import alert_labels, http_target_error
+from tribunal.actions.alert import alert_labels, http_target_error, verdict_url
 from tribunal.actions.base import (
     ActionRequest,
     ActionSkipped,
@@ -19,6 +19,7 @@ from tribunal.actions.base import (
     TargetSpec,
     http_error,
 )
+from tribunal.model import Severity
 from tribunal.settings import ActionSettings
 
 DEFAULT_RESOLVE = 300.0  # seconds an alert lasts when its rule does not dedupe
@@ -30,6 +31,11 @@ class AlertmanagerParams(BaseModel):
     url: str | None = Field(None, description="Alertmanager base URL; default TRIBUNAL_ALERTMANAGER_URL.")
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels (e.g. team, route).")
     annotations: dict[str, str] = Field(default_factory=dict)
+    severity_map: dict[Severity, str] = Field(
+        default_factory=dict,
+        description="The `severity` label per Tribunal severity, over the default critical -> critical, "
+        "high and medium -> warning, low and info -> info (as falcosidekick's customseveritymap).",
+    )
 
 
 def build_payload(
@@ -45,7 +51,7 @@ def build_payload(
         matched = [v for v in request.violations if v.policy == policy]
         controls = sorted({c for v in matched for c in v.controls})
         alert: dict[str, Any] = {
-            "labels": alert_labels(request, policy, params.labels),
+            "labels": alert_labels(request, policy, params.labels, params.severity_map),
             "annotations": {
                 "summary": matched[0].msg[:1024],
                 "description": "\n".join(v.msg for v in matched)[:4096],
@@ -57,10 +63,9 @@ def build_payload(
             "startsAt": now.isoformat().replace("+00:00", "Z"),
             "endsAt": (now + timedelta(seconds=lasts)).isoformat().replace("+00:00", "Z"),
         }
-        if settings.external_url:
-            alert["generatorURL"] = (
-                f"{settings.external_url.rstrip('/')}/verdicts/{request.verdict.evidence_id}"
-            )
+        url = verdict_url(settings.external_url, request.verdict.evidence_id)
+        if url is not None:
+            alert["generatorURL"] = url
         alerts.append(alert)
     return alerts
 

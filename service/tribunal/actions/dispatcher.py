@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from tribunal.actions.base import ActionError, ActionRequest, ActionSkipped, ActionTarget
 from tribunal.actions.guard import BlastRadiusGuard, Deduper, DedupeWindows, DestructiveBudget
@@ -358,53 +359,57 @@ class Dispatcher:
         retries = self.metrics.retries.labels(spec.action, spec.name)
         timeout = bound.timeout or self.settings.timeout_seconds
         started = datetime.now(UTC)
-        error: ActionError | None = None
         attempt = 0
-        for attempt in range(1, self.settings.max_attempts + 1):
+
+        async def once() -> dict[str, Any]:
+            """One attempt; every failure as an ActionError (retriable or not), or ActionSkipped."""
+            nonlocal attempt
+            attempt += 1
             attempts.inc()
             try:
                 async with asyncio.timeout(timeout):
-                    detail = await target.run(request)
-            except ActionSkipped as exc:
-                return self._outcome(
-                    bound,
-                    request.rule,
-                    "skipped",
-                    reason=str(exc),
-                    attempts=attempt,
-                    policies=request.policies,
-                )
-            except ActionError as exc:
-                error = exc
+                    return await target.run(request)
+            except (ActionError, ActionSkipped):
+                raise
             except TimeoutError:
-                error = ActionError(f"timed out after {timeout:g}s", retriable=True)
+                raise ActionError(f"timed out after {timeout:g}s", retriable=True) from None
             except Exception as exc:  # a bug in a target: recorded, never retried
                 log.exception("action %s/%s raised", spec.action, spec.name)
-                error = ActionError(f"{type(exc).__name__}: {exc}")
-            else:
-                return self._outcome(
-                    bound,
-                    request.rule,
-                    "success",
-                    attempts=attempt,
-                    detail=detail,
-                    policies=request.policies,
-                    started_at=started.isoformat(),
-                )
-            if not error.retriable or attempt == self.settings.max_attempts:
-                break
-            retries.inc()
-            await self._sleep(self.backoff(attempt))
-        assert error is not None
-        log.warning("action %s/%s of rule %s failed: %s", spec.action, spec.name, request.rule, error)
+                raise ActionError(f"{type(exc).__name__}: {exc}") from exc
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=lambda state: self.backoff(state.attempt_number),
+            retry=retry_if_exception(lambda exc: isinstance(exc, ActionError) and exc.retriable),
+            sleep=self._sleep,
+            before_sleep=lambda _: retries.inc(),
+            reraise=True,
+        )
+        try:
+            detail: dict[str, Any] = await retrying(once)
+        except ActionSkipped as exc:
+            return self._outcome(
+                bound, request.rule, "skipped", reason=str(exc), attempts=attempt, policies=request.policies
+            )
+        except ActionError as error:
+            log.warning("action %s/%s of rule %s failed: %s", spec.action, spec.name, request.rule, error)
+            return self._outcome(
+                bound,
+                request.rule,
+                "failure",
+                attempts=attempt,
+                error=str(error),
+                http_status=error.status,
+                retriable=error.retriable,
+                policies=request.policies,
+                started_at=started.isoformat(),
+            )
         return self._outcome(
             bound,
             request.rule,
-            "failure",
+            "success",
             attempts=attempt,
-            error=str(error),
-            http_status=error.status,
-            retriable=error.retriable,
+            detail=detail,
             policies=request.policies,
             started_at=started.isoformat(),
         )

@@ -76,7 +76,9 @@ class KafkaAlert:
         topic = params.topic or self.settings.alerts_topic
         key = request.verdict.subject.key()  # one partition per subject: its alerts stay in order
         try:
-            await self.publisher.publish(topic, orjson.dumps(build_payload(request)), key.encode())
+            await self.publisher.publish(
+                topic, orjson.dumps(build_payload(request, "json", self.settings)), key.encode()
+            )
         except Exception as exc:  # a producer's own error classes; aiokafka marks transient ones
             raise ActionError(
                 f"kafka {topic}: {type(exc).__name__}: {exc}",

@@ -1,7 +1,7 @@
 """The HTTP(S) server every endpoint shares: lifecycle, TLS, health, readiness and metrics."""
 
 from tribunal.server.auth import Authenticator, ClientCertificates, Identity, ReviewUnavailable, TokenReviewer
-from tribunal.server.http import Component, ReadinessCheck, Server, stop_in_reverse
+from tribunal.server.http import Component, ReadinessCheck, Server, register_process_metrics, stop_in_reverse
 from tribunal.server.kube_auth import KubernetesTokenReviewer
 from tribunal.server.tls import CertificateReloader, generate_self_signed
 
@@ -17,5 +17,6 @@ __all__ = [
     "Server",
     "TokenReviewer",
     "generate_self_signed",
+    "register_process_metrics",
     "stop_in_reverse",
 ]

@@ -14,7 +14,14 @@ from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 from tribunal.server.tls import CertificateReloader
 
@@ -51,7 +58,18 @@ async def stop_in_reverse(started: list[Component]) -> None:
             log.exception("stopping %s failed", type(component).__name__)
 
 
+def register_process_metrics(registry: CollectorRegistry) -> None:
+    """``process_*`` (CPU, memory, open files, start time), ``python_info`` and ``python_gc_*`` on
+    ``registry``, as on prometheus_client's default registry; a registry that has them is left alone."""
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        with contextlib.suppress(ValueError):  # already registered: a duplicated timeseries
+            collector(registry=registry)
+
+
 class Server:
+    """``metrics_port``: also serve ``/metrics``, and only it, on that port of ``host``, plain HTTP
+    and without the middlewares (no authentication): for a scraper without TLS or tokens."""
+
     def __init__(
         self,
         *,
@@ -68,9 +86,11 @@ class Server:
         shutdown_timeout: float = 10.0,
         middlewares: Iterable[Middleware] = (),
         keepalive_timeout: float = 75.0,
+        metrics_port: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self.metrics_port = metrics_port
         self.registry = registry
         self.tls = tls
         self.tls_reload_interval = tls_reload_interval
@@ -89,6 +109,7 @@ class Server:
             ]
         )
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
         self._started: list[Component] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
@@ -132,15 +153,39 @@ class Server:
             bound = self._runner.addresses
             if bound:
                 self.port = int(bound[0][1])
+            if self.metrics_port is not None:
+                await self._start_metrics_port(self.metrics_port)
             self._ready = True
             log.info("listening on %s", self.url)
         except BaseException:
             await self.stop()
             raise
 
+    async def _start_metrics_port(self, port: int) -> None:
+        metrics_app = web.Application()
+        metrics_app.add_routes([web.get("/metrics", self.metrics)])
+        self._metrics_runner = web.AppRunner(metrics_app, access_log=None, shutdown_timeout=1.0)
+        await self._metrics_runner.setup()
+        await web.TCPSite(self._metrics_runner, self.host, port).start()
+        bound = self._metrics_runner.addresses
+        if bound:
+            self.metrics_port = int(bound[0][1])
+        log.info("serving /metrics on plain HTTP port %d, unauthenticated", self.metrics_port)
+
+    @property
+    def metrics_url(self) -> str | None:
+        """``http://host:metrics_port/metrics`` once started with a metrics port, else None."""
+        if self.metrics_port is None:
+            return None
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.metrics_port}/metrics"
+
     async def stop(self) -> None:
         """Stop taking requests, let in-flight ones finish, then stop the components in reverse."""
         self._ready = False
+        if self._metrics_runner is not None:
+            metrics_runner, self._metrics_runner = self._metrics_runner, None
+            await metrics_runner.cleanup()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()

@@ -9,7 +9,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -217,6 +217,9 @@ class SqlStore:
         self._engine: AsyncEngine | None = None
         self._writer: RecordWriter | None = None
         self._last_prune: datetime | None = None
+        # Told the records written for the first time, after their transaction (per-policy metrics):
+        # each evidence counts once, whichever source it came from, off the answer's path.
+        self.on_recorded: Callable[[Sequence[Record]], None] | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -362,8 +365,16 @@ class SqlStore:
             return []
         async with self._write() as conn:
             fresh = await self.writer.write(conn, ordered)
+        self._recorded(fresh)
         await self._maybe_prune()
         return [r.evidence_id for r in fresh]
+
+    def _recorded(self, fresh: Sequence[Record]) -> None:
+        if fresh and self.on_recorded is not None:
+            try:
+                self.on_recorded(fresh)
+            except Exception:  # a metric must never fail a write that has committed
+                log.exception("on_recorded failed on %d records", len(fresh))
 
     async def record_to_act(self, records: Sequence[Record]) -> list[str]:
         """``record``, keeping the evidence recorded now in the action outbox until
@@ -375,7 +386,8 @@ class SqlStore:
             return []
         pending = schema.pending_actions
         async with self._write() as conn:
-            fresh = [r.evidence_id for r in await self.writer.write(conn, ordered)]
+            written = await self.writer.write(conn, ordered)
+            fresh = [r.evidence_id for r in written]
             if fresh:
                 now = datetime.now(UTC)
                 await conn.execute(pending.insert(), [{"evidence_id": i, "recorded_at": now} for i in fresh])
@@ -394,6 +406,7 @@ class SqlStore:
                     .where(pending.c.evidence_id.in_(chunk))
                     .values(recorded_at=datetime.now(UTC))
                 )
+        self._recorded(written)
         await self._maybe_prune()
         return fresh + sorted(unsettled)
 

@@ -25,12 +25,18 @@ ALERTMANAGER = shutil.which("prometheus-alertmanager")
 
 
 @pytest.fixture
-async def alertmanager(tmp_path: Path) -> AsyncIterator[str]:
+def alertmanager_config() -> str:
+    """The Alertmanager configuration (a module overrides this fixture to route on labels)."""
+    return "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
+
+
+@pytest.fixture
+async def alertmanager(tmp_path: Path, alertmanager_config: str) -> AsyncIterator[str]:
     """A real Alertmanager on a free loopback port (clustering off, storage in tmp); its base URL."""
     if ALERTMANAGER is None:
         components.missing("prometheus-alertmanager", "`make test` installs Debian's package")
     config = tmp_path / "alertmanager.yml"
-    config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
+    config.write_text(alertmanager_config)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = await asyncio.create_subprocess_exec(

@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from tests.integration.actions.conftest import verdict
+from tests.unit.actions.test_falcosidekick_conventions import check_cloudevent
 from tribunal.actions import build_dispatcher
 from tribunal.settings import Settings
 
@@ -83,6 +84,40 @@ async def test_webhook_json_and_slack_payloads(tmp_path: Path, receiver: Receive
     )
     assert [b["type"] for b in slack["blocks"]] == ["header", "section", "context"]
     assert slack["blocks"][1]["text"]["text"] == "• *shell_in_container* (high): shell_in_container happened"
+
+
+async def test_webhook_cloudevents_are_structured_mode_cloudevents(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    rules = write_rules(
+        tmp_path,
+        "rules:\n  - name: events\n    dedupe: 0\n    actions:\n"
+        "      - {type: alert, target: webhook, params: {format: cloudevents}}\n",
+    )
+    settings = Settings.model_validate(
+        {
+            "rules_dir": rules,
+            "actions": {
+                "state_dir": tmp_path / "s",
+                "webhook_url": receiver.url,
+                "external_url": "https://tribunal.example",
+            },
+        }
+    )
+    async with build_dispatcher(settings, CollectorRegistry()) as dispatcher:
+        [outcome] = await dispatcher.dispatch(None, verdict())
+    assert outcome["status"] == "success", outcome
+    [(headers, event)] = receiver.posts
+    assert headers["Content-Type"] == "application/cloudevents+json; charset=utf-8"
+    check_cloudevent(event)
+    assert (event["type"], event["source"], event["id"]) == (
+        "io.tribunal.verdict",
+        "https://tribunal.example",
+        "ev-1/events",
+    )
+    assert event["subject"] == "shop/-/web-7d4" and event["datacontenttype"] == "application/json"
+    assert event["data"]["evidence_id"] == "ev-1" and event["data"]["decision"] == "deny"
+    assert event["data"]["url"] == "https://tribunal.example/verdicts/ev-1"
 
 
 async def test_webhook_retries_5xx_and_stops_on_400(tmp_path: Path, receiver: Receiver) -> None:

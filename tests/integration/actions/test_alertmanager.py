@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import aiohttp
+import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.integration.actions.conftest import MakeDispatcher, verdict
+from tribunal.model import Evidence, EvidenceKind, FalcoAlert, Severity, Subject
 
 RULE = """
 rules:
@@ -20,8 +23,27 @@ rules:
 """
 
 
-async def alerts_in(url: str) -> list[dict[str, object]]:
-    async with aiohttp.ClientSession() as session, session.get(f"{url}/api/v2/alerts") as response:
+# Routes a Falco user has for falcosidekick's alerts: on source, severity and the Falco rule.
+ROUTES = """
+route:
+  receiver: blackhole
+  routes:
+    - receiver: falco-critical
+      matchers: ['source="falco"', 'severity="critical"', 'rule=~"Terminal shell.*"', 'priority="Critical"']
+receivers:
+  - name: blackhole
+  - name: falco-critical
+"""
+
+
+@pytest.fixture
+def alertmanager_config() -> str:
+    return ROUTES
+
+
+async def alerts_in(url: str, filter: str | None = None) -> list[dict[str, object]]:
+    query = f"?filter={quote(filter)}" if filter else ""
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/api/v2/alerts{query}") as response:
         assert response.status == 200
         alerts: list[dict[str, object]] = await response.json()
         return alerts
@@ -48,14 +70,18 @@ async def test_alert_is_read_back_with_labels_from_the_verdict(
     assert alert["labels"] == {
         "alertname": "TribunalPolicyViolation",
         "policy": "shell_in_container",
-        "severity": "high",
+        "severity": "warning",
+        "policy_severity": "high",
         "kind": "falco",
+        "source": "falco",
         "decision": "deny",
-        "rule": "page-security",
+        "response_rule": "page-security",
         "namespace": "shop",
         "pod": "web-7d4",
         "container": "app",
         "image": "nginx:1.27",
+        "k8s_ns_name": "shop",
+        "k8s_pod_name": "web-7d4",
         "team": "security",
     }
     assert alert["generatorURL"] == "https://tribunal.example/verdicts/ev-1"
@@ -95,3 +121,48 @@ async def test_unreachable_alertmanager_is_retried_then_recorded_as_failure(
     )
     [outcome] = await dispatcher.dispatch(None, verdict())
     assert (outcome["status"], outcome["attempts"], outcome["retriable"]) == ("failure", 2, True)
+
+
+def falco_evidence() -> Evidence:
+    body = FalcoAlert.model_validate(
+        {
+            "uuid": "9a3c",
+            "time": "2024-05-01T10:00:00Z",
+            "rule": "Terminal shell in container",
+            "priority": "Critical",
+            "output": "A shell was spawned in a container (user=root shell=bash cmdline=bash -i)",
+            "source": "syscall",
+            "hostname": "node-1",
+            "tags": ["shell", "container", "mitre_execution"],
+            "output_fields": {"k8s.ns.name": "shop", "k8s.pod.name": "web-7d4", "proc.cmdline": "bash -i"},
+        }
+    )
+    subject = Subject(namespace="shop", pod="web-7d4", container="app", image="nginx:1.27")
+    return Evidence(id="ev-1", kind=EvidenceKind.FALCO, subject=subject, body=body)
+
+
+async def test_falco_alert_arrives_with_falcosidekicks_labels_and_is_routed_on_them(
+    alertmanager: str, make_dispatcher: MakeDispatcher
+) -> None:
+    dispatcher = await make_dispatcher(
+        RULE, alertmanager_url=alertmanager, actions={"external_url": "https://tribunal.example"}
+    )
+    [outcome] = await dispatcher.dispatch(falco_evidence(), verdict(severity=Severity.CRITICAL))
+    assert outcome["status"] == "success", outcome
+    [alert] = await alerts_in(alertmanager, 'rule="Terminal shell in container"')
+    labels = alert["labels"]
+    assert isinstance(labels, dict)
+    assert {k: labels[k] for k in ("source", "rule", "priority", "hostname", "eventsource", "tags")} == {
+        "source": "falco",
+        "rule": "Terminal shell in container",
+        "priority": "Critical",
+        "hostname": "node-1",
+        "eventsource": "syscall",
+        "tags": "container,mitre_execution,shell",
+    }
+    assert (labels["severity"], labels["policy_severity"]) == ("critical", "critical")
+    assert (labels["k8s_ns_name"], labels["k8s_pod_name"]) == ("shop", "web-7d4")
+    assert "proc_cmdline" not in labels  # unbounded fields stay out of the labels
+    # Alertmanager routed it as a falcosidekick alert would be routed
+    assert [r["name"] for r in alert["receivers"]] == ["falco-critical"]  # type: ignore[union-attr,index]
+    assert alert["generatorURL"] == "https://tribunal.example/verdicts/ev-1"
