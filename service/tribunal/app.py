@@ -39,6 +39,7 @@ from tribunal.policy import (
     load_policy_set,
 )
 from tribunal.reports.api import read_api_routes
+from tribunal.reports.cluster_reports import policy_reports
 from tribunal.server import (
     Authenticator,
     CertificateReloader,
@@ -362,9 +363,8 @@ def build_server(
         webhook.audit = _audit_copy(source, settings.kafka_audit_topic, settings.evidence_redaction)
         consumers.append(source)
     sweep = outbox_sweep(settings, sink, responder, registry)
-    from tribunal.reports.cluster_reports import policy_reports  # PolicyReports in the cluster
-
-    reports = policy_reports(settings, store, kube_api, registry)
+    reports = policy_reports(settings, store, kube_api, registry)  # PolicyReports in the cluster
+    readiness += [ReadinessCheck("policy-reports", r.probe, fatal=False) for r in reports]
     after_store = StartedWhenConnected(store, [*([sweep] if sweep is not None else []), *consumers, *reports])
 
     def current_policy_kinds() -> dict[str, EvidenceKind]:
