@@ -595,10 +595,18 @@ async def serve(
         await server.stop()
 
 
-def build_judge_pool(settings: Settings, runtime: PolicyRuntime, *, spare_cores: int = 0) -> JudgePool:
-    """``settings.judge_workers`` worker processes (unset: one per core but ``spare_cores``; 0:
-    in-process)."""
-    workers = settings.judge_workers
+def build_judge_pool(
+    settings: Settings,
+    runtime: PolicyRuntime,
+    *,
+    spare_cores: int = 0,
+    workers: int | None = None,
+    niceness: int = 0,
+) -> JudgePool:
+    """``workers`` worker processes, by default ``settings.judge_workers`` (unset: one per core but
+    ``spare_cores``; 0: in-process), ``niceness`` below the server's CPU priority."""
+    if workers is None:
+        workers = settings.judge_workers
     if workers is None:
         workers = JudgePool.default_workers(spare_cores)
     return JudgePool(
@@ -606,6 +614,7 @@ def build_judge_pool(settings: Settings, runtime: PolicyRuntime, *, spare_cores:
         workers,
         max_document_bytes=settings.max_document_bytes,
         cpu_limit_seconds=settings.judge_cpu_limit_seconds or None,
+        niceness=niceness,
     )
 
 
@@ -617,13 +626,7 @@ def build_bulk_pool(settings: Settings, runtime: PolicyRuntime, admission: Judge
         workers = 1 if admission.workers else 0
     if workers == 0 and not admission.workers:
         return admission
-    return JudgePool(
-        runtime,
-        workers,
-        max_document_bytes=settings.max_document_bytes,
-        cpu_limit_seconds=settings.judge_cpu_limit_seconds or None,
-        niceness=settings.bulk_judge_niceness,
-    )
+    return build_judge_pool(settings, runtime, workers=workers, niceness=settings.bulk_judge_niceness)
 
 
 def kafka_config(settings: Settings) -> KafkaConfig:

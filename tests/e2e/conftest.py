@@ -4,7 +4,9 @@ TLS with a certificate from the cluster's CA, reached through its Service as in 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -234,3 +236,53 @@ async def publish(api: client.ApiClient, address: str, port: int) -> None:
             ],
         },
     )
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
+    """Returns once ``check()`` holds; fails the test with ``what`` after ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            while True:
+                if await check():
+                    return
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        pytest.fail(f"not within {seconds} s: {what}")
+
+
+def established(crd: Any) -> bool:
+    conditions = (crd.status and crd.status.conditions) or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+
+async def install_crds(control_plane: ControlPlane, crds: list[dict[str, Any]]) -> list[str]:
+    """Create ``crds`` (an existing one is kept) with the admin's rights and wait until each is
+    Established and served (its first version lists: storage may still be initializing after
+    Established); their plurals, in order."""
+    configuration = client.Configuration()
+    await config.load_kube_config(str(control_plane.admin_kubeconfig), client_configuration=configuration)
+    async with client.ApiClient(configuration) as api:
+        extensions = client.ApiextensionsV1Api(api)
+        objects = client.CustomObjectsApi(api)
+        for crd in crds:
+            try:
+                await extensions.create_custom_resource_definition(crd)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+
+        async def served(crd: dict[str, Any]) -> bool:
+            if not established(await extensions.read_custom_resource_definition(crd["metadata"]["name"])):
+                return False
+            group, version = crd["spec"]["group"], crd["spec"]["versions"][0]["name"]
+            try:
+                await objects.list_cluster_custom_object(group, version, crd["spec"]["names"]["plural"])
+            except ApiException as exc:
+                if exc.status not in (404, 429, 503):
+                    raise
+                return False
+            return True
+
+        for crd in crds:
+            await eventually(functools.partial(served, crd), 60, f"CRD {crd['metadata']['name']} served")
+    return [crd["spec"]["names"]["plural"] for crd in crds]

@@ -8,10 +8,9 @@ none is left. What is read back is what `kubectl get policyreports` shows (the a
 from __future__ import annotations
 
 import asyncio
-import functools
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import yaml
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tests import components
@@ -30,6 +29,8 @@ from tests.e2e.conftest import (
     apply,
     compliant_pod,
     ensure_namespace,
+    eventually,
+    install_crds,
     render_chart,
 )
 from tests.e2e.control_plane import ControlPlane
@@ -57,45 +58,7 @@ async def report_crds(control_plane: ControlPlane) -> None:
     for path in CRDS:
         if not path.is_file():
             components.missing(str(path), "the wgpolicyk8s.io CRDs of ../shared/schemas")
-    configuration = client.Configuration()
-    await config.load_kube_config(str(control_plane.admin_kubeconfig), client_configuration=configuration)
-    async with client.ApiClient(configuration) as api:
-        extensions = client.ApiextensionsV1Api(api)
-        objects = client.CustomObjectsApi(api)
-        for path in CRDS:
-            crd = yaml.safe_load(path.read_text())
-            try:
-                await extensions.create_custom_resource_definition(crd)
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-
-            async def served(name: str, plural: str) -> bool:
-                read = await extensions.read_custom_resource_definition(name)
-                conditions = (read.status and read.status.conditions) or []
-                if not any(c.type == "Established" and c.status == "True" for c in conditions):
-                    return False
-                try:
-                    await objects.list_cluster_custom_object(GROUP, VERSION, plural)
-                except ApiException as exc:
-                    if exc.status not in (404, 429, 503):
-                        raise
-                    return False
-                return True
-
-            check = functools.partial(served, crd["metadata"]["name"], crd["spec"]["names"]["plural"])
-            await eventually(check, 60, f"CRD {crd['metadata']['name']} served")
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                if await check():
-                    return
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        pytest.fail(f"not within {seconds} s: {what}")
+    await install_crds(control_plane, [yaml.safe_load(path.read_text()) for path in CRDS])
 
 
 @pytest.fixture

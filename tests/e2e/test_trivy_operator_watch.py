@@ -28,12 +28,19 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import yaml
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.dynamic import DynamicClient
 
 from tests.conftest import FIXTURES, POLICY_DIR, RULES_DIR, SHARED, needs_shared
-from tests.e2e.conftest import RELEASE_NAMESPACE, apply, ensure_namespace, render_chart
+from tests.e2e.conftest import (
+    RELEASE_NAMESPACE,
+    apply,
+    ensure_namespace,
+    eventually,
+    install_crds,
+    render_chart,
+)
 from tests.e2e.control_plane import ControlPlane
 from tribunal import app
 from tribunal.app import build_server
@@ -58,54 +65,10 @@ SOURCE = re.compile(r"^watch (\w+)\.aquasecurity\.github\.io (\S+)@(\d+)$")
 async def operator_crds(control_plane: ControlPlane) -> list[str]:
     """Every CRD of ../shared/schemas/trivy-operator created in the API server, once per session, and
     Established (served); returns their plurals."""
-    configuration = client.Configuration()
-    await config.load_kube_config(str(control_plane.admin_kubeconfig), client_configuration=configuration)
-    async with client.ApiClient(configuration) as api:
-        extensions = client.ApiextensionsV1Api(api)
-        names: list[str] = []
-        for path in sorted(CRDS.glob("*.yaml")):
-            for crd in yaml.safe_load_all(path.read_text()):
-                if not crd:
-                    continue
-                try:
-                    await extensions.create_custom_resource_definition(crd)
-                except ApiException as exc:
-                    if exc.status != 409:
-                        raise
-                names.append(crd["metadata"]["name"])
-        objects = client.CustomObjectsApi(api)
-
-        async def served(name: str) -> bool:
-            if not established(await extensions.read_custom_resource_definition(name)):
-                return False
-            try:  # Established, its storage may still be initializing (429): served once it lists
-                await objects.list_cluster_custom_object(GROUP, VERSION, name.split(".", 1)[0])
-            except ApiException as exc:
-                if exc.status != 429:
-                    raise
-                return False
-            return True
-
-        for name in names:
-            await eventually(functools.partial(served, name), 60, f"CRD {name} served")
-    return [name.split(".", 1)[0] for name in names]
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float, what: str) -> None:
-    """Returns once ``check()`` holds; fails the test with ``what`` after ``seconds``."""
-    try:
-        async with asyncio.timeout(seconds):
-            while True:
-                if await check():
-                    return
-                await asyncio.sleep(0.1)
-    except TimeoutError:
-        pytest.fail(f"not within {seconds} s: {what}")
-
-
-def established(crd: Any) -> bool:
-    conditions = (crd.status and crd.status.conditions) or []
-    return any(c.type == "Established" and c.status == "True" for c in conditions)
+    crds = [
+        crd for path in sorted(CRDS.glob("*.yaml")) for crd in yaml.safe_load_all(path.read_text()) if crd
+    ]
+    return await install_crds(control_plane, crds)
 
 
 # -- reports from the operator's published samples ---------------------------------------------

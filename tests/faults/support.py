@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import shutil
 import signal
 import sqlite3
@@ -202,69 +201,6 @@ async def http_status(session: aiohttp.ClientSession, url: str) -> tuple[int | N
             return resp.status, await resp.json(content_type=None)
     except aiohttp.ClientConnectionError:
         return None, None
-
-
-class AlertmanagerProcess:
-    """The real Alertmanager (Debian's prometheus-alertmanager), started and stopped at will on a free
-    loopback port each time (clustering off, storage in ``root``): one that goes down and comes back.
-    Alertmanager keeps alerts in memory only, so a test reads an instance's alerts before stopping it."""
-
-    def __init__(self, root: Path) -> None:
-        binary = shutil.which("prometheus-alertmanager")
-        if binary is None:
-            components.missing("prometheus-alertmanager", "`make test` installs Debian's package")
-        self.binary = binary
-        self.root = root
-        self.config = root / "alertmanager.yml"
-        self.config.write_text("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n")
-        self.port = 0
-        self.process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> str:
-        self.port = free_port()
-        log = (self.root / "alertmanager.log").open("ab")
-        with log:
-            self.process = await asyncio.create_subprocess_exec(
-                self.binary, f"--config.file={self.config}", f"--storage.path={self.root / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
-                stdout=log, stderr=log, preexec_fn=devtools.die_with_parent,
-            )  # fmt: skip
-        process = self.process
-        async with aiohttp.ClientSession() as session, asyncio.timeout(20):
-            while True:
-                if process.returncode is not None:
-                    raise RuntimeError(f"alertmanager exited with {process.returncode}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{self.url}/-/ready") as response:
-                        if response.status == 200:
-                            return self.url
-                await asyncio.sleep(0.05)
-
-    async def kill(self) -> None:
-        """SIGKILL (a crash: what it held in memory is gone)."""
-        process, self.process = self.process, None
-        if process is not None and process.returncode is None:
-            process.kill()
-            await process.wait()
-
-    async def alerts(self) -> list[dict[str, Any]]:
-        async with aiohttp.ClientSession() as session, session.get(f"{self.url}/api/v2/alerts") as response:
-            assert response.status == 200
-            alerts: list[dict[str, Any]] = await response.json()
-            return alerts
-
-    async def received_total(self) -> float:
-        """Alertmanager's own count of the alerts posted to it (``alertmanager_alerts_received_total``):
-        every alert of every POST, a repeat of one it holds included."""
-        async with aiohttp.ClientSession() as session, session.get(f"{self.url}/metrics") as response:
-            text = await response.text()
-        return sum(
-            float(m) for m in re.findall(r"^alertmanager_alerts_received_total\{[^}]*\} (\S+)$", text, re.M)
-        )
 
 
 class S3Server:

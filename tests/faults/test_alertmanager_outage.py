@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.components import AlertmanagerProcess
 from tests.faults.ledger import FaultRow, bounded
 from tests.faults.support import (
-    AlertmanagerProcess,
     eventually,
     fetch,
     kafka_settings,

@@ -282,25 +282,12 @@ def redact_unjudged(
 
 
 def redact_verdict(kind: EvidenceKind | str, raw: bytes, mode: Redaction | str = Redaction.SECRETS) -> bytes:
-    """A verdict's JSON (as published to the verdicts topic) with its violations under ``mode``
-    (:func:`redact_violations`). The very same bytes when nothing changes."""
-    if mode == Redaction.NONE:
-        return raw
-    trivy = EvidenceKind(kind) is EvidenceKind.TRIVY and b'"match"' in raw
-    if not trivy and not _may_hold_secrets_bytes(raw):
-        return raw
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return raw
+    """A verdict's JSON (as published to the verdicts topic) with its violations redacted as
+    :func:`redact_violations` redacts the stored ones. The very same bytes when nothing changes."""
+    doc = _violations_to_redact(kind, raw, mode)
     violations = doc.get("violations") if isinstance(doc, dict) else None
-    if not isinstance(violations, list):
+    if not isinstance(violations, list) or not _redact_violation_list(kind, violations, raw):
         return raw
-    before = orjson.dumps(violations)
-    after = redact_violations(kind, before, mode)
-    if after is before:
-        return raw
-    doc["violations"] = orjson.loads(after)
     return orjson.dumps(doc)
 
 
@@ -329,26 +316,36 @@ def redact_violations(
     match), so every string value (not key) goes through :func:`redact_text`, and on a Trivy verdict
     each violation's ``details.match`` becomes :data:`MARKER`. The very same bytes when nothing
     changes."""
-    if mode == Redaction.NONE:
+    doc = _violations_to_redact(kind, raw, mode)
+    if not isinstance(doc, list) or not _redact_violation_list(kind, doc, raw):
         return raw
+    return orjson.dumps(doc)
+
+
+def _violations_to_redact(kind: EvidenceKind | str, raw: bytes, mode: Redaction | str) -> Any:
+    """``raw`` parsed, when it may hold something to redact under ``mode``; else None (the common
+    case: a byte screen, no parsing)."""
+    if mode == Redaction.NONE:
+        return None
     trivy = EvidenceKind(kind) is EvidenceKind.TRIVY and b'"match"' in raw
     if not trivy and not _may_hold_secrets_bytes(raw):
-        return raw
+        return None
     try:
-        doc = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return raw
-    if not isinstance(doc, list):
-        return raw
+        return None
+
+
+def _redact_violation_list(kind: EvidenceKind | str, violations: list[Any], raw: bytes) -> bool:
+    """Redact ``violations`` (parsed from ``raw``) in place; whether anything changed."""
     changed = False
-    if trivy:
-        for violation in doc:
+    if EvidenceKind(kind) is EvidenceKind.TRIVY and b'"match"' in raw:
+        for violation in violations:
             details = violation.get("details") if isinstance(violation, dict) else None
             if isinstance(details, dict) and details.get("match") not in (None, "", MARKER):
                 details["match"] = MARKER
                 changed = True
-    changed |= _redact_nested_strings(doc)
-    return orjson.dumps(doc) if changed else raw
+    return _redact_nested_strings(violations) or changed
 
 
 def _redact_nested_strings(root: dict[str, Any] | list[Any]) -> bool:

@@ -3,71 +3,35 @@ dispatchers built the way ``tribunal serve`` builds them."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
 from tests import components
-from tests.integration.conftest import free_port
 from tribunal.actions import Dispatcher, ImageBlocklist, build_dispatcher
 from tribunal.model import Decision, EvidenceKind, Severity, Subject, Verdict, Violation
 from tribunal.settings import Settings
-
-ALERTMANAGER = shutil.which("prometheus-alertmanager")
 
 
 @pytest.fixture
 def alertmanager_config() -> str:
     """The Alertmanager configuration (a module overrides this fixture to route on labels)."""
-    return "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
+    return components.BLACKHOLE_ROUTE
 
 
 @pytest.fixture
 async def alertmanager(tmp_path: Path, alertmanager_config: str) -> AsyncIterator[str]:
     """A real Alertmanager on a free loopback port (clustering off, storage in tmp); its base URL."""
-    if ALERTMANAGER is None:
-        components.missing("prometheus-alertmanager", "`make test` installs Debian's package")
-    config = tmp_path / "alertmanager.yml"
-    config.write_text(alertmanager_config)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = await asyncio.create_subprocess_exec(
-        ALERTMANAGER,
-        f"--config.file={config}",
-        f"--storage.path={tmp_path / 'am-data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    manager = components.AlertmanagerProcess(tmp_path, alertmanager_config)
     try:
-        async with aiohttp.ClientSession() as session, asyncio.timeout(20):
-            while True:
-                if process.returncode is not None:
-                    raise RuntimeError(f"alertmanager exited with {process.returncode}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"{url}/-/ready") as response:
-                        if response.status == 200:
-                            break
-                await asyncio.sleep(0.05)
-        yield url
+        yield await manager.start()
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await manager.stop()
 
 
 MakeDispatcher = Callable[..., Awaitable[Dispatcher]]

@@ -114,7 +114,7 @@ async def test_repeats_inside_the_window_produce_one_alert(
 async def test_unreachable_alertmanager_is_retried_then_recorded_as_failure(
     make_dispatcher: MakeDispatcher,
 ) -> None:
-    from tests.integration.actions.conftest import free_port
+    from tests.components import free_port
 
     dispatcher = await make_dispatcher(
         RULE, alertmanager_url=f"http://127.0.0.1:{free_port()}", actions={"max_attempts": 2}

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.integration.kafka_support import wait_until
 from tests.integration.proxy import CuttableProxy
+from tests.unit.actions.test_shared_state import RULES
 from tribunal.actions import Dispatcher, ImageBlocklist, RulesRuntime, default_registry
 from tribunal.actions.base import ActionRequest
 from tribunal.model import Decision, EvidenceKind, Severity, Subject, Verdict, Violation
@@ -136,7 +138,7 @@ async def test_image_blocklists_of_two_replicas_follow_one_truth(
     try:
         key, changed = await first.block("nginx:1.27", None, policies=["p"], kind="trivy", rule="r")
         assert changed
-        await _until(lambda: key in second.entries)
+        await wait_until(lambda: key in second.entries, "the block on the second replica", 30)
         assert key in second.path.read_text() and reloads[-1] == 1
 
         later = ImageBlocklist(tmp_path / "c", shared=SqlBlockedImages(replicas[1]), poll_seconds=60)
@@ -145,7 +147,7 @@ async def test_image_blocklists_of_two_replicas_follow_one_truth(
         assert set(later.entries) == {key}
 
         assert await second.clear([key]) == [key]
-        await _until(lambda: key not in first.entries)
+        await wait_until(lambda: key not in first.entries, "the unblock on the first replica", 30)
     finally:
         await first.stop()
         await second.stop()
@@ -159,27 +161,6 @@ async def test_a_store_not_connected_yet_raises(tmp_path: Path) -> None:
         await SqlDestructiveBudget(store, 5).take("shop")
     with pytest.raises(StoreError):
         await SqlBlockedImages(store).load()
-
-
-async def _until(check: object, seconds: float = 30.0) -> None:
-    assert callable(check)
-    async with asyncio.timeout(seconds):
-        while True:
-            if check():
-                return
-            await asyncio.sleep(0.02)
-
-
-RULES = """rules:
-  - name: alert-once
-    match: {kinds: [falco]}
-    dedupe: 1h
-    actions: [{type: alert, target: webhook}]
-  - name: contain
-    match: {kinds: [falco]}
-    dedupe: 0
-    actions: [{type: quarantine}]
-"""
 
 
 class Recording:
@@ -260,7 +241,7 @@ async def test_with_the_database_cut_dedupe_fails_open_the_guard_closed_and_bloc
             ]
             assert _statuses(await b.dispatch(None, _falco("web-1", "ev-2")))[0] == ("alert", "deduplicated")
             nginx, _ = await list_b.block("nginx:1.27", None, policies=["p"], kind="trivy", rule="r")
-            await _until(lambda: nginx in list_a.entries)
+            await wait_until(lambda: nginx in list_a.entries, "the block on replica A", 30)
 
             proxy.sever()
             async with asyncio.timeout(30):  # bounded: each call to the shared state has its deadline
@@ -281,7 +262,9 @@ async def test_with_the_database_cut_dedupe_fails_open_the_guard_closed_and_bloc
             assert {nginx, redis} <= set(list_a.entries) and redis not in list_b.entries
 
             proxy.restore()
-            await _until(lambda: redis in list_b.entries and not list_a.held)
+            await wait_until(
+                lambda: redis in list_b.entries and not list_a.held, "the held block written", 30
+            )
             assert _statuses(await b.dispatch(None, _falco("web-3", "ev-4")))[1] == ("quarantine", "success")
         finally:
             await list_a.stop()
